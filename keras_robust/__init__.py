@@ -1,0 +1,29 @@
+"""keras_robust: adversarially robust image classifiers for Keras 3.
+
+import keras, keras_robust as kr
+model = kr.models.TRADES(classifier, epsilon=8/255, beta=6.0)
+model.compile(optimizer="sgd", metrics=["accuracy"])
+model.fit(x, y, epochs=10)
+"""
+
+from keras_robust import (
+    architectures,
+    attacks,
+    backend,
+    datasets,
+    energy,
+    losses,
+    models,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "architectures",
+    "attacks",
+    "backend",
+    "datasets",
+    "energy",
+    "losses",
+    "models",
+]

@@ -1,0 +1,6 @@
+"""Adversarial attacks, each called as `attack(model, x, y)`."""
+
+from keras_robust.attacks.base import Attack
+from keras_robust.attacks.pgd import FGSM, PGD
+
+__all__ = ["Attack", "FGSM", "PGD"]

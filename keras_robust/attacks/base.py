@@ -1,0 +1,105 @@
+"""Base class of the attacks: arguments, input checks, seeds, serialization."""
+
+import keras
+from keras import ops
+
+from keras_robust import backend
+from keras_robust.attacks import norms
+from keras_robust.utils import validation
+
+
+def as_forward(model):
+    """`x -> logits` in inference mode for a Keras model, or the callable itself."""
+    if isinstance(model, keras.layers.Layer):
+        return lambda x: model(x, training=False)
+    if callable(model):
+        return model
+    raise TypeError(
+        "`model` must be a Keras model or a callable mapping inputs to logits, "
+        f"got {type(model).__name__}."
+    )
+
+
+class Attack:
+    """Base of all attacks: `attack(model, x, y, seed=None) -> x_adv`.
+
+    Subclasses implement `perturb(forward, x, y, draw_seed)`, written in
+    `keras.ops` so that it runs eagerly and inside compiled steps alike.
+
+    Args:
+        epsilon: radius of the threat model, > 0.
+        norm: "linf" or "l2".
+        clip_min, clip_max: valid input range; every x_adv is clipped to it.
+        seed: int seed of the attack's own `keras.random.SeedGenerator`, used
+            when a call passes no `seed`.
+    """
+
+    def __init__(self, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None):
+        self.epsilon = validation.positive_number(epsilon, "epsilon")
+        self.norm = validation.norm_name(norm)
+        self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
+        if seed is not None:
+            validation.positive_number(seed, "seed", allow_zero=True)
+        self.seed = seed
+        self._seed_generator = None
+
+    @property
+    def seed_generator(self):
+        if self._seed_generator is None:
+            self._seed_generator = keras.random.SeedGenerator(self.seed)
+        return self._seed_generator
+
+    def __call__(self, model, x, y, seed=None):
+        """Crafts adversarial examples.
+
+        Args:
+            model: a Keras classifier returning logits (run with
+                `training=False`), or any callable `x -> logits`.
+            x: float inputs in [clip_min, clip_max].
+            y: true labels (untargeted) or target labels (targeted); integer
+                (batch,) or one-hot (batch, classes).
+            seed: a `keras.random.SeedGenerator` or an int; defaults to the
+                attack's own generator.
+
+        Returns:
+            x_adv, float32, same shape as x.
+        """
+        forward = as_forward(model)
+        if not backend.is_tracing(x):
+            validation.check_images(x, self.clip_min, self.clip_max)
+            logits = forward(ops.convert_to_tensor(x, "float32"))
+            num_classes = validation.check_logits(logits, where="model")
+            validation.check_labels(y, num_classes)
+        x = ops.convert_to_tensor(x, "float32")
+        y = ops.convert_to_tensor(y)
+        seed = self.seed_generator if seed is None else seed
+
+        def draw_seed(index):
+            return seed + index if isinstance(seed, int) else seed
+
+        return self.perturb(forward, x, y, draw_seed)
+
+    def perturb(self, forward, x, y, draw_seed):
+        raise NotImplementedError
+
+    def project(self, x_adv, x):
+        return norms.project(
+            x_adv, x, self.epsilon, self.norm, self.clip_min, self.clip_max
+        )
+
+    def get_config(self):
+        return {
+            "epsilon": self.epsilon,
+            "norm": self.norm,
+            "clip_min": self.clip_min,
+            "clip_max": self.clip_max,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"

@@ -1,0 +1,71 @@
+"""Per-sample attack objectives, each to be MAXIMISED by the attacker.
+
+    ce:  CE(f(x'), y)                      targeted: -CE(f(x'), t)
+    cw:  max_{j != y} f_j - f_y (margin)   targeted: f_t - max_{j != t} f_j
+    kl:  KL(p(.|x) || p(.|x'))             (TRADES; p(.|x) fixed)
+    se:  ||p(.|x') - p(.|x)||_2^2          (SCORE; p(.|x) fixed)
+    dlr: -(f_y - max_{j != y} f_j) / (f_pi1 - f_pi3 + 1e-12)  (Croce & Hein)
+
+kl and se compare with the prediction on the natural input, which the attack
+computes once, without gradient.
+"""
+
+from keras import ops
+
+from keras_robust import losses
+from keras_robust.utils import labels as labels_lib
+
+UNTARGETED_ONLY = ("kl", "se", "dlr")
+NEEDS_NATURAL_LOGITS = ("kl", "se")
+ALL = ("ce", "cw", "kl", "se", "dlr")
+
+
+def _margin(labels, logits):
+    """f_y - max_{j != y} f_j, per sample."""
+    num_classes = logits.shape[-1]
+    mask = labels_lib.to_one_hot(
+        labels_lib.to_indices(labels, num_classes), num_classes
+    )
+    true_logit = ops.sum(mask * logits, axis=-1)
+    best_other = ops.max(ops.where(mask > 0, -1e30, logits), axis=-1)
+    return true_logit - best_other
+
+
+def objective_fn(name, targeted, labels, natural_logits=None):
+    """Returns `fn(logits) -> (batch,)` values to maximise."""
+    if name == "ce":
+        sign = -1.0 if targeted else 1.0
+        return lambda logits: sign * losses.cross_entropy(labels, logits)
+    if name == "cw":
+        sign = 1.0 if targeted else -1.0
+        return lambda logits: sign * _margin(labels, ops.cast(logits, "float32"))
+    if name == "kl":
+        return lambda logits: losses.kl_divergence(natural_logits, logits)
+    if name == "se":
+        natural_probs = ops.softmax(ops.cast(natural_logits, "float32"), axis=-1)
+
+        def squared_error(logits):
+            probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+            return ops.sum(ops.square(probs - natural_probs), axis=-1)
+
+        return squared_error
+    if name == "dlr":
+
+        def dlr(logits):
+            logits = ops.cast(logits, "float32")
+            ranked = ops.sort(logits, axis=-1)
+            scale = ranked[:, -1] - ranked[:, -3] + 1e-12
+            return -_margin(labels, logits) / scale
+
+        return dlr
+    raise ValueError(f"Unknown attack loss {name!r}.")
+
+
+def success(logits, labels, targeted):
+    """Per-sample bool: misclassified (untargeted) or classified as target."""
+    num_classes = logits.shape[-1]
+    predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    indices = labels_lib.to_indices(labels, num_classes)
+    return (
+        ops.equal(predicted, indices) if targeted else ops.not_equal(predicted, indices)
+    )

@@ -1,0 +1,104 @@
+"""JAX plumbing: a stateless training step around backend-free method code.
+
+During `fit`, Keras keeps the model state outside the variables (they are
+purged) and hands it to the step. We run the method's ordinary Keras code
+(`self.classifier(x, training=True)`, seed generators, metrics) inside a
+`keras.StatelessScope` that maps every variable to its value in that state,
+and read the updated values back from the scope.
+"""
+
+import jax
+import keras
+
+
+def input_gradient(fn, x):
+    """Gradient of the scalar `fn(x)` with respect to the array `x`."""
+    return jax.grad(fn)(x)
+
+
+def is_tracing(x):
+    return isinstance(x, jax.core.Tracer)
+
+
+def compile_function(fn, jit_compile=True):
+    del jit_compile  # JAX always compiles with XLA.
+    return jax.jit(fn)
+
+
+def _run_stateless(fn, variables, values):
+    """Runs `fn()` with `variables` bound to `values`; returns (out, new values)."""
+    with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+        outputs = fn()
+    new_values = []
+    for variable, value in zip(variables, values):
+        new_value = scope.get_current_value(variable)
+        new_values.append(value if new_value is None else new_value)
+    return outputs, new_values
+
+
+class RobustTrainer(keras.Model):
+    """`train_step`/`test_step` for `RobustModel` on JAX (stateless)."""
+
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_values, metric_values = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        model_variables = self.trainable_variables + self.non_trainable_variables
+        num_trainable = len(trainable)
+
+        x_adv, model_values = _run_stateless(
+            lambda: self.generate_adversarial(x, y, training=True),
+            model_variables,
+            list(trainable) + list(non_trainable),
+        )
+        x_adv = jax.lax.stop_gradient(x_adv)
+        non_trainable = model_values[num_trainable:]
+
+        def scaled_loss_fn(trainable_values, non_trainable_values):
+            def objective():
+                loss, logits = self.compute_robust_loss(
+                    x, x_adv, y, sample_weight, training=True
+                )
+                return self.optimizer.scale_loss(loss), (loss, logits)
+
+            (scaled_loss, aux), values = _run_stateless(
+                objective,
+                model_variables + self.optimizer.variables,
+                list(trainable_values)
+                + list(non_trainable_values)
+                + list(optimizer_values),
+            )
+            return scaled_loss, (aux, values[num_trainable : len(model_variables)])
+
+        grad_fn = jax.grad(scaled_loss_fn, has_aux=True)
+        gradients, ((loss, logits), non_trainable) = grad_fn(trainable, non_trainable)
+        trainable, optimizer_values = self.optimizer.stateless_apply(
+            optimizer_values, gradients, trainable
+        )
+        logs, metric_values = _run_stateless(
+            lambda: self.compute_robust_metrics(x, y, loss, logits, sample_weight),
+            self.metrics_variables,
+            metric_values,
+        )
+        return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+    def test_step(self, state, data):
+        trainable, non_trainable, metric_values = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        model_variables = self.trainable_variables + self.non_trainable_variables
+        metrics_variables = self.metrics_variables
+
+        def evaluate():
+            x_adv = self.generate_adversarial(x, y, training=False)
+            loss, logits = self.compute_robust_loss(
+                x, x_adv, y, sample_weight, training=False
+            )
+            return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
+
+        logs, values = _run_stateless(
+            evaluate,
+            model_variables + metrics_variables,
+            list(trainable) + list(non_trainable) + list(metric_values),
+        )
+        num_model = len(model_variables)
+        non_trainable = values[len(trainable) : num_model]
+        return logs, (trainable, non_trainable, values[num_model:])

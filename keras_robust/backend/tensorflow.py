@@ -1,0 +1,56 @@
+"""TensorFlow plumbing: `GradientTape` training step and input gradients."""
+
+import keras
+import tensorflow as tf
+
+
+def input_gradient(fn, x):
+    """Gradient of the scalar `fn(x)` with respect to the tensor `x`.
+
+    A dedicated tape that watches only `x` is cheap and nests inside the
+    weight tape, `tf.function(jit_compile=True)` and `tf.while_loop`.
+    Inputs that do not reach the value get a zero gradient, not `None`.
+    """
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        value = fn(x)
+    return tape.gradient(value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+def is_tracing(x):
+    del x
+    return not tf.executing_eagerly()
+
+
+def compile_function(fn, jit_compile=True):
+    return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
+
+
+class RobustTrainer(keras.Model):
+    """`train_step`/`test_step` for `RobustModel` on TensorFlow.
+
+    The attack runs before the weight tape opens, so its K forward/backward
+    passes are never recorded for the weight gradient.
+    """
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x_adv = tf.stop_gradient(self.generate_adversarial(x, y, training=True))
+        with tf.GradientTape() as tape:
+            loss, logits = self.compute_robust_loss(
+                x, x_adv, y, sample_weight, training=True
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x_adv = tf.stop_gradient(self.generate_adversarial(x, y, training=False))
+        loss, logits = self.compute_robust_loss(
+            x, x_adv, y, sample_weight, training=False
+        )
+        return self.compute_robust_metrics(x, y, loss, logits, sample_weight)

@@ -1,0 +1,33 @@
+"""Placeholders for backends keras_robust does not run on yet (PyTorch).
+
+Pure functions (`kr.losses`, `kr.energy`) work on every backend; anything that
+needs an input gradient or a custom training step raises a clear error here.
+"""
+
+import keras
+
+
+def _unsupported(what):
+    return NotImplementedError(
+        f"{what} is not available on the Keras backend "
+        f"'{keras.backend.backend()}' yet. keras_robust runs on "
+        "KERAS_BACKEND=tensorflow and KERAS_BACKEND=jax; set one of them "
+        "before importing keras (e.g. `export KERAS_BACKEND=jax`)."
+    )
+
+
+def input_gradient(fn, x):
+    raise _unsupported("The input gradient needed by attacks")
+
+
+def is_tracing(x):
+    return False
+
+
+def compile_function(fn, jit_compile=True):
+    raise _unsupported("Compiling attacks")
+
+
+class RobustTrainer(keras.Model):
+    def __init__(self, *args, **kwargs):
+        raise _unsupported("Adversarial training (kr.models)")

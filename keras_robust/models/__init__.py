@@ -1,0 +1,8 @@
+"""Adversarial training methods, each a `keras.Model` trained with `fit`."""
+
+from keras_robust.models.at import AT
+from keras_robust.models.mart import MART
+from keras_robust.models.robust_model import RobustModel
+from keras_robust.models.trades import TRADES
+
+__all__ = ["AT", "MART", "RobustModel", "TRADES"]

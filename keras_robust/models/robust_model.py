@@ -1,0 +1,296 @@
+"""`RobustModel`: adversarial training of any Keras classifier through `fit`."""
+
+import keras
+from keras import ops
+
+from keras_robust import backend, energy
+from keras_robust.attacks import PGD
+from keras_robust.attacks.base import Attack
+from keras_robust.utils import data as data_lib
+from keras_robust.utils import labels as labels_lib
+from keras_robust.utils import validation
+
+
+def _deserialize_optional(config):
+    return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+class RobustModel(backend.RobustTrainer):
+    """Base class of the adversarial training methods.
+
+    Wraps a classifier that maps images to logits. Each training step
+
+    1. crafts x* = attack(classifier, x, y) with the classifier in inference
+       mode (or, when `attack_training_mode=True`, with BatchNorm batch
+       statistics whose moving-statistic updates are discarded),
+    2. runs the method's forward passes and objective (`compute_logits`,
+       `compute_objective`) plus the classifier's regularization losses,
+    3. applies the optimizer, and
+    4. logs `loss`, the compiled metrics on the natural predictions,
+       `adv_accuracy`, `energy_natural` = mean E(x) and
+       `energy_adversarial` = mean E(x*), from logits the step already has.
+
+    `evaluate` (and validation during `fit`) reports the same keys, with x*
+    crafted by `eval_attack` (default PGD-20, CE, uniform start, step eps/4)
+    and all forward passes in inference mode. `predict` and `__call__` are
+    the classifier's.
+
+    Subclasses define the method: `build_attack()` (its inner maximisation),
+    `compute_objective(...)` (its outer loss) and, when the method needs
+    other forward passes than f(x) and f(x*) in training mode,
+    `compute_logits(...)`.
+
+    Args:
+        classifier: a Keras model returning (batch, classes) logits.
+        epsilon: radius of the training threat model.
+        step_size: step of the training attack.
+        steps: iterations of the training attack.
+        norm: "linf" or "l2".
+        attack: an optional `kr.attacks.Attack` replacing the method's own.
+        eval_attack: attack used by `evaluate`; default PGD-20 (CE, uniform
+            start, step epsilon / 4).
+        attack_training_mode: run the training attack with batch statistics
+            (without updating moving statistics); default per method.
+        seed: seed of the model's `keras.random.SeedGenerator`, which drives
+            every random start, so compiled steps are reproducible.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+    """
+
+    attack_training_mode_default = False
+
+    def __init__(
+        self,
+        classifier=None,
+        epsilon=8 / 255,
+        step_size=2 / 255,
+        steps=10,
+        norm="linf",
+        attack=None,
+        eval_attack=None,
+        attack_training_mode=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        method = type(self).__name__
+        if classifier is None:
+            raise ValueError(
+                f"{method} needs a `classifier`: a Keras model that maps images "
+                f"to logits, e.g. `kr.models.{method}(keras.Sequential([...]))`."
+            )
+        if not isinstance(classifier, keras.layers.Layer):
+            raise TypeError(
+                f"`classifier` must be a Keras model or layer returning logits, "
+                f"got {type(classifier).__name__}."
+            )
+        for value, name in ((attack, "attack"), (eval_attack, "eval_attack")):
+            if value is not None and not isinstance(value, Attack):
+                raise TypeError(
+                    f"`{name}` must be a kr.attacks.Attack (e.g. "
+                    f"kr.attacks.PGD(...)), got {type(value).__name__}."
+                )
+        self.classifier = classifier
+        self.epsilon = validation.positive_number(epsilon, "epsilon")
+        self.step_size = validation.positive_number(step_size, "step_size")
+        self.steps = validation.positive_integer(steps, "steps")
+        self.norm = validation.norm_name(norm)
+        self.attack = attack if attack is not None else self.build_attack()
+        self.eval_attack = (
+            eval_attack
+            if eval_attack is not None
+            else PGD(
+                self.epsilon,
+                step_size=self.epsilon / 4,
+                steps=20,
+                norm=self.norm,
+                loss="ce",
+                random_start="uniform",
+                clip_min=self.attack.clip_min,
+                clip_max=self.attack.clip_max,
+            )
+        )
+        self.attack_training_mode = (
+            self.attack_training_mode_default
+            if attack_training_mode is None
+            else bool(attack_training_mode)
+        )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.adv_accuracy_tracker = keras.metrics.Mean(name="adv_accuracy")
+        self.energy_natural_tracker = keras.metrics.Mean(name="energy_natural")
+        self.energy_adversarial_tracker = keras.metrics.Mean(name="energy_adversarial")
+
+    # ---- what a method defines -------------------------------------------
+
+    def build_attack(self):
+        """The method's training attack, from epsilon/step_size/steps/norm."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `build_attack()`."
+        )
+
+    def compute_objective(
+        self, y, logits_natural, logits_adversarial, sample_weight=None
+    ):
+        """The method's loss (a scalar) from the labels and both logits."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `compute_objective()`."
+        )
+
+    def compute_logits(self, x, x_adv, training):
+        """(f(x), f(x*)) fed to the objective; two separate forward passes."""
+        return (
+            self.classifier(x, training=training),
+            self.classifier(x_adv, training=training),
+        )
+
+    # ---- the step, shared by every method and backend ----------------------
+
+    def call(self, inputs, training=None):
+        return self.classifier(inputs, training=training)
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
+
+    def generate_adversarial(self, x, y, training=True):
+        """x* for a training step (`training=True`) or for evaluation."""
+        if training:
+            forward = self._attack_forward(self.attack_training_mode)
+            return self.attack(forward, x, y, seed=self.seed_generator)
+        return self.eval_attack(
+            self._attack_forward(False), x, y, seed=self.seed_generator
+        )
+
+    def _attack_forward(self, batch_statistics):
+        if not batch_statistics:
+            return lambda x: self.classifier(x, training=False)
+
+        def forward(x):
+            # A throw-away scope: batch statistics are used, and the moving
+            # statistics the training-mode forward writes are discarded.
+            mapping = [(v, v.value) for v in self.classifier.variables]
+            with keras.StatelessScope(state_mapping=mapping):
+                return self.classifier(x, training=True)
+
+        return forward
+
+    def compute_robust_loss(self, x, x_adv, y, sample_weight=None, training=True):
+        """Returns (loss, (logits_natural, logits_adversarial))."""
+        logits_natural, logits_adversarial = self.compute_logits(x, x_adv, training)
+        loss = self.compute_objective(
+            y, logits_natural, logits_adversarial, sample_weight
+        )
+        regularization = [ops.cast(term, "float32") for term in self.losses]
+        if regularization:
+            loss = loss + ops.sum(ops.stack(regularization))
+        return loss, (logits_natural, logits_adversarial)
+
+    def compute_robust_metrics(self, x, y, loss, logits, sample_weight=None):
+        logits_natural, logits_adversarial = logits
+        self.loss_tracker.update_state(loss, sample_weight=ops.shape(logits_natural)[0])
+        labels = labels_lib.to_indices(y, logits_natural.shape[-1])
+        predicted = ops.cast(ops.argmax(logits_adversarial, axis=-1), "int32")
+        self.adv_accuracy_tracker.update_state(
+            ops.cast(ops.equal(predicted, labels), "float32")
+        )
+        self.energy_natural_tracker.update_state(energy.marginal_energy(logits_natural))
+        self.energy_adversarial_tracker.update_state(
+            energy.marginal_energy(logits_adversarial)
+        )
+        return self.compute_metrics(x, y, logits_natural, sample_weight)
+
+    @property
+    def metrics(self):
+        own = [
+            self.loss_tracker,
+            self.adv_accuracy_tracker,
+            self.energy_natural_tracker,
+            self.energy_adversarial_tracker,
+        ]
+        # Keras' own loss tracker (also named "loss") is replaced by ours.
+        others = [
+            m
+            for m in super().metrics
+            if m.name != "loss" and not any(m is o for o in own)
+        ]
+        return own[:1] + others + own[1:]
+
+    # ---- Keras entry points, with checks where the data is concrete --------
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} defines its own training objective; "
+                "call `compile()` without `loss` (set the method's "
+                "hyperparameters, e.g. `beta`, on the model instead)."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models that override `compile`; ours only
+        # rejects `loss`, so restoring the saved compile arguments is safe.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_compiled("fit")
+        self._check_data(x, y, "fit")
+        validation_data = kwargs.get("validation_data")
+        if validation_data is not None:
+            self._check_data(
+                *data_lib.unpack_validation_data(validation_data), "validation_data"
+            )
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_compiled("evaluate")
+        self._check_data(x, y, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_compiled(self, method):
+        if not self.compiled:
+            raise ValueError(
+                f"Call `model.compile(optimizer=...)` before `model.{method}()`."
+            )
+
+    def _check_data(self, x, y, where):
+        batch = data_lib.first_batch(x, y)
+        if batch is None:
+            return
+        images, labels = batch
+        validation.check_images(
+            images, self.attack.clip_min, self.attack.clip_max, name=f"x ({where})"
+        )
+        logits = self.classifier(images[:8], training=False)
+        num_classes = validation.check_logits(logits)
+        if labels is not None:
+            validation.check_labels(labels, num_classes, name=f"y ({where})")
+
+    # ---- serialization ------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "epsilon": self.epsilon,
+            "step_size": self.step_size,
+            "steps": self.steps,
+            "norm": self.norm,
+            "attack": keras.saving.serialize_keras_object(self.attack),
+            "eval_attack": keras.saving.serialize_keras_object(self.eval_attack),
+            "attack_training_mode": self.attack_training_mode,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(
+            config["classifier"]
+        )
+        config["attack"] = _deserialize_optional(config.get("attack"))
+        config["eval_attack"] = _deserialize_optional(config.get("eval_attack"))
+        return cls(**config)

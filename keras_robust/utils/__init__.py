@@ -1,0 +1,1 @@
+"""Internal helpers shared by attacks, losses and models."""

@@ -1,0 +1,137 @@
+"""Argument and data checks with messages that name the argument.
+
+Hyperparameters are checked at construction. Data values are checked only
+where data is concrete (eager calls, the first batch `fit` sees), never as a
+silent fix inside a compiled step.
+"""
+
+import math
+import numbers
+import warnings
+
+import keras
+import numpy as np
+
+NORMS = {"linf": "linf", "inf": "linf", "l2": "l2", "2": "l2"}
+
+
+def positive_number(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+    return value
+
+
+def positive_integer(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= 1, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+    return int(value)
+
+
+def norm_name(value):
+    """'linf' or 'l2'; also accepts 'inf', numpy.inf, 'l2', 2."""
+    key = None
+    if isinstance(value, str):
+        key = value.lower()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        key = "inf" if math.isinf(value) else ("2" if value == 2 else None)
+    if key not in NORMS:
+        raise ValueError(f"`norm` must be 'linf' or 'l2', got {value!r}.")
+    return NORMS[key]
+
+
+def one_of(value, name, allowed):
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
+    return value
+
+
+def clip_range(clip_min, clip_max):
+    for value, name in ((clip_min, "clip_min"), (clip_max, "clip_max")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    if not clip_min < clip_max:
+        raise ValueError(
+            f"`clip_min` must be smaller than `clip_max`, got "
+            f"clip_min={clip_min!r}, clip_max={clip_max!r}."
+        )
+    return float(clip_min), float(clip_max)
+
+
+def check_images(x, clip_min, clip_max, name="x"):
+    """Concrete images: floating dtype, finite, inside [clip_min, clip_max]."""
+    array = np.asarray(keras.ops.convert_to_numpy(x))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"`{name}` has dtype {array.dtype}; keras_robust expects floating "
+            f"images in [clip_min, clip_max] = [{clip_min}, {clip_max}]. Convert "
+            f"them first, e.g. `{name}.astype('float32') / 255` for 8-bit images."
+        )
+    if array.size == 0:
+        return
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` contains NaN or Inf values.")
+    low, high = float(array.min()), float(array.max())
+    tolerance = 1e-6 * max(1.0, clip_max - clip_min)
+    if low < clip_min - tolerance or high > clip_max + tolerance:
+        raise ValueError(
+            f"`{name}` has values in [{low:.4g}, {high:.4g}], outside the valid "
+            f"input range [clip_min, clip_max] = [{clip_min}, {clip_max}]. "
+            "Rescale the inputs (keras_robust expects pixels in [0, 1] by "
+            "default) or set `clip_min`/`clip_max` on the attack to the range "
+            "your inputs live in."
+        )
+
+
+def check_logits(logits, where="classifier"):
+    """The classifier must return (batch, classes) logits with classes >= 2."""
+    shape = tuple(logits.shape)
+    if len(shape) != 2 or shape[-1] is None or shape[-1] < 2:
+        raise ValueError(
+            f"The {where} must return logits of shape (batch, classes) with "
+            f"classes >= 2; it returned shape {shape}. Wrap a model whose last "
+            "layer is a Dense(classes) without activation."
+        )
+    array = np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float64)
+    if array.size and np.all(array >= 0) and np.allclose(array.sum(-1), 1.0, atol=1e-3):
+        warnings.warn(
+            f"The {where} seems to return probabilities (rows are non-negative "
+            "and sum to 1). Attacks and robust losses need logits: remove the "
+            "final softmax, or the gradients will be masked.",
+            stacklevel=3,
+        )
+    return shape[-1]
+
+
+def check_labels(y, num_classes, name="y"):
+    """Integer labels in [0, classes) or dense labels of shape (batch, classes)."""
+    array = np.asarray(keras.ops.convert_to_numpy(y))
+    if array.ndim == 2 and array.shape[-1] == num_classes:
+        if not np.all(np.isfinite(array)) or np.any(array < 0):
+            raise ValueError(
+                f"One-hot/soft `{name}` must hold finite non-negative values."
+            )
+        return
+    if array.ndim == 2 and array.shape[-1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be integer labels of shape (batch,) or one-hot labels "
+            f"of shape (batch, {num_classes}); got shape {array.shape}."
+        )
+    if not np.issubdtype(array.dtype, np.integer) and (
+        not np.all(np.isfinite(array)) or np.any(array != np.round(array))
+    ):
+        raise ValueError(f"`{name}` must hold integer class labels.")
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(
+            f"`{name}` has labels in [{int(array.min())}, {int(array.max())}] but "
+            f"the classifier has {num_classes} classes: labels must lie in "
+            f"[0, {num_classes - 1}]."
+        )
