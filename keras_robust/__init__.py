@@ -6,15 +6,14 @@ model.compile(optimizer="sgd", metrics=["accuracy"])
 model.fit(x, y, epochs=10)
 """
 
-from keras_robust import (
-    architectures,
-    attacks,
-    backend,
-    datasets,
-    energy,
-    losses,
-    models,
-)
+from keras_robust import architectures
+from keras_robust import attacks
+from keras_robust import backend
+from keras_robust import callbacks
+from keras_robust import datasets
+from keras_robust import energy
+from keras_robust import losses
+from keras_robust import models
 
 __version__ = "0.1.0"
 
@@ -22,6 +21,8 @@ __all__ = [
     "architectures",
     "attacks",
     "backend",
+    "callbacks",
+    "callbacks",
     "datasets",
     "energy",
     "losses",

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 import keras_robust as kr
-from tests.helpers import tiny_cnn, to_numpy
+from tests.helpers import tiny_cnn
+from tests.helpers import to_numpy
 
 
 def main(path):

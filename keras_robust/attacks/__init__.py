@@ -1,6 +1,7 @@
 """Adversarial attacks, each called as `attack(model, x, y)`."""
 
 from keras_robust.attacks.base import Attack
-from keras_robust.attacks.pgd import FGSM, PGD
+from keras_robust.attacks.pgd import FGSM
+from keras_robust.attacks.pgd import PGD
 
 __all__ = ["Attack", "FGSM", "PGD"]

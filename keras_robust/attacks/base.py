@@ -1,5 +1,7 @@
 """Base class of the attacks: arguments, input checks, seeds, serialization."""
 
+import weakref
+
 import keras
 from keras import ops
 
@@ -39,15 +41,10 @@ class Attack:
         self.norm = validation.norm_name(norm)
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
         if seed is not None:
-            validation.positive_number(seed, "seed", allow_zero=True)
+            validation.non_negative_integer(seed, "seed")
         self.seed = seed
-        self._seed_generator = None
-
-    @property
-    def seed_generator(self):
-        if self._seed_generator is None:
-            self._seed_generator = keras.random.SeedGenerator(self.seed)
-        return self._seed_generator
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._compiled_calls = None
 
     def __call__(self, model, x, y, seed=None):
         """Crafts adversarial examples.
@@ -65,19 +62,52 @@ class Attack:
             x_adv, float32, same shape as x.
         """
         forward = as_forward(model)
-        if not backend.is_tracing(x):
-            validation.check_images(x, self.clip_min, self.clip_max)
-            logits = forward(ops.convert_to_tensor(x, "float32"))
-            num_classes = validation.check_logits(logits, where="model")
-            validation.check_labels(y, num_classes)
-        x = ops.convert_to_tensor(x, "float32")
-        y = ops.convert_to_tensor(y)
         seed = self.seed_generator if seed is None else seed
 
         def draw_seed(index):
             return seed + index if isinstance(seed, int) else seed
 
-        return self.perturb(forward, x, y, draw_seed)
+        if backend.is_tracing(x):
+            return self.perturb(forward, x, y, draw_seed)
+
+        validation.check_images(x, self.clip_min, self.clip_max)
+        x = ops.convert_to_tensor(x, "float32")
+        num_classes = validation.check_logits(forward(x), where="model")
+        validation.check_labels(y, num_classes)
+        y = ops.convert_to_tensor(y)
+        compiled = self._compiled_call(model, forward, seed, draw_seed)
+        if compiled is None:
+            return self.perturb(forward, x, y, draw_seed)
+        return compiled(x, y)
+
+    def _compiled_call(self, model, forward, seed, draw_seed):
+        """A compiled call for (model, seed) from the second call on, else None.
+
+        A one-off call runs directly: compiling it would cost more than it
+        saves. Repeated calls (attacking batch after batch) reuse one
+        compiled function, several times faster than running op by op.
+        """
+        if self._compiled_calls is None:
+            self._compiled_calls = weakref.WeakKeyDictionary()
+        per_model = self._compiled_calls.setdefault(model, {})
+        seed_key = ("int", seed) if isinstance(seed, int) else ("state", id(seed))
+        if seed_key not in per_model:
+            per_model[seed_key] = None
+            return None
+        if per_model[seed_key] is None:
+            variables = None
+            if isinstance(model, keras.layers.Layer):
+                # The cache must not keep the model alive: it is keyed weakly.
+                variables = model.variables
+                model_ref = weakref.ref(model)
+
+                def forward(x):
+                    return model_ref()(x, training=False)
+
+            per_model[seed_key] = backend.compile_attack(
+                self.perturb, forward, variables, seed, draw_seed
+            )
+        return per_model[seed_key]
 
     def perturb(self, forward, x, y, draw_seed):
         raise NotImplementedError

@@ -52,6 +52,11 @@ def objective_fn(name, targeted, labels, natural_logits=None):
     if name == "dlr":
 
         def dlr(logits):
+            if logits.shape[-1] < 3:
+                raise ValueError(
+                    "loss='dlr' needs at least 3 classes (it uses the third "
+                    f"largest logit); the model has {logits.shape[-1]}."
+                )
             logits = ops.cast(logits, "float32")
             ranked = ops.sort(logits, axis=-1)
             scale = ranked[:, -1] - ranked[:, -3] + 1e-12

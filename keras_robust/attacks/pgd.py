@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from keras_robust import backend
-from keras_robust.attacks import norms, objectives
+from keras_robust.attacks import norms
+from keras_robust.attacks import objectives
 from keras_robust.attacks.base import Attack
 from keras_robust.utils import validation
 
@@ -155,7 +156,10 @@ class PGD(Attack):
 class FGSM(PGD):
     """Fast gradient sign method (Goodfellow et al., 2015): one PGD step.
 
-        x_adv = clip(Pi_eps(x_0 + step_size * sign(grad_x L(f(x_0), y))))
+        L-inf: x_adv = clip(Pi_eps(x_0 + step_size * sign(g)))
+        L2:    x_adv = clip(Pi_eps(x_0 + step_size * g / ||g||_2))
+
+    with g = grad_x L(f(x_0), y) at the start x_0.
 
     With `random_start="uniform"` and `step_size=1.25 * epsilon` this is the
     attack of Fast-AT (Wong et al., 2020).
@@ -180,8 +184,13 @@ class FGSM(PGD):
         seed=None,
         **kwargs,
     ):
-        kwargs.pop("steps", None)
-        kwargs.pop("restarts", None)
+        for name in ("steps", "restarts"):
+            # Accepted so that configs round-trip; anything but 1 is a PGD.
+            if kwargs.pop(name, 1) != 1:
+                raise ValueError(
+                    f"FGSM takes a single step without restarts; for `{name}` > 1 "
+                    "use kr.attacks.PGD."
+                )
         if kwargs:
             raise TypeError(f"FGSM got unexpected arguments {sorted(kwargs)}.")
         super().__init__(

@@ -11,8 +11,14 @@ Keras layers. This package supplies, per backend:
   an input tensor (Keras 3 has no backend-agnostic reverse-mode `grad`).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
   that value checks only run where data is concrete.
+- `compile_attack(perturb, forward, variables, seed, draw_seed)`: an eager
+  attack call compiled once and reused (weights passed as arguments on JAX),
+  so attacking batch after batch does not re-trace the attack loop.
 - `compile_function(fn, jit_compile=True)`: compile a function such as an
-  attack call (`tf.function` / `jax.jit`), for evaluation loops and tests.
+  attack call (`tf.function` / `jax.jit`), for tests and one-off use. Under
+  `jax.jit` the weights `fn` reads are frozen into the compiled function:
+  after the model changes, compile again (attack calls themselves already
+  reuse a compiled function that takes the weights as arguments).
   Random draws are identical eagerly and compiled, except under TensorFlow's
   XLA, whose random kernels produce other numbers than its eager/graph ones
   for the same seed (deterministic attacks still agree).
@@ -24,31 +30,29 @@ BACKEND = keras.backend.backend()
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
 if BACKEND == "tensorflow":
-    from keras_robust.backend.tensorflow import (
-        RobustTrainer,
-        compile_function,
-        input_gradient,
-        is_tracing,
-    )
+    from keras_robust.backend.tensorflow import RobustTrainer
+    from keras_robust.backend.tensorflow import compile_attack
+    from keras_robust.backend.tensorflow import compile_function
+    from keras_robust.backend.tensorflow import input_gradient
+    from keras_robust.backend.tensorflow import is_tracing
 elif BACKEND == "jax":
-    from keras_robust.backend.jax import (
-        RobustTrainer,
-        compile_function,
-        input_gradient,
-        is_tracing,
-    )
+    from keras_robust.backend.jax import RobustTrainer
+    from keras_robust.backend.jax import compile_attack
+    from keras_robust.backend.jax import compile_function
+    from keras_robust.backend.jax import input_gradient
+    from keras_robust.backend.jax import is_tracing
 else:
-    from keras_robust.backend.unsupported import (
-        RobustTrainer,
-        compile_function,
-        input_gradient,
-        is_tracing,
-    )
+    from keras_robust.backend.unsupported import RobustTrainer
+    from keras_robust.backend.unsupported import compile_attack
+    from keras_robust.backend.unsupported import compile_function
+    from keras_robust.backend.unsupported import input_gradient
+    from keras_robust.backend.unsupported import is_tracing
 
 __all__ = [
     "BACKEND",
     "SUPPORTED_BACKENDS",
     "RobustTrainer",
+    "compile_attack",
     "compile_function",
     "input_gradient",
     "is_tracing",

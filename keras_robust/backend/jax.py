@@ -25,6 +25,40 @@ def compile_function(fn, jit_compile=True):
     return jax.jit(fn)
 
 
+def compile_attack(perturb, forward, variables, seed, draw_seed):
+    """`call(x, y) -> x_adv` running `perturb` under one `jax.jit`.
+
+    The weights are arguments of the compiled function, not constants, so
+    one compilation serves every later call, whatever the weights are then.
+    A `SeedGenerator` seed is threaded through as state and advanced.
+    """
+    if variables is None:
+        return None
+    variables = list(variables)
+    seed_variables = (
+        [seed.state] if isinstance(seed, keras.random.SeedGenerator) else []
+    )
+
+    @jax.jit
+    def stateless(values, seed_values, x, y):
+        x_adv, new_seed_values = _run_stateless(
+            lambda: perturb(forward, x, y, draw_seed),
+            variables + seed_variables,
+            list(values) + list(seed_values),
+        )
+        return x_adv, new_seed_values[len(variables) :]
+
+    def call(x, y):
+        x_adv, seed_values = stateless(
+            [v.value for v in variables], [v.value for v in seed_variables], x, y
+        )
+        for variable, value in zip(seed_variables, seed_values):
+            variable.assign(value)
+        return x_adv
+
+    return call
+
+
 def _run_stateless(fn, variables, values):
     """Runs `fn()` with `variables` bound to `values`; returns (out, new values)."""
     with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:

@@ -27,6 +27,17 @@ def compile_function(fn, jit_compile=True):
     return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
 
 
+def compile_attack(perturb, forward, variables, seed, draw_seed):
+    """`call(x, y) -> x_adv` running `perturb` as one TensorFlow graph.
+
+    A graph, not XLA: its random draws match eager ones for the same seed.
+    """
+    del variables, seed  # A graph reads variables and seed state directly.
+    return tf.function(
+        lambda x, y: perturb(forward, x, y, draw_seed), reduce_retracing=True
+    )
+
+
 class RobustTrainer(keras.Model):
     """`train_step`/`test_step` for `RobustModel` on TensorFlow.
 

@@ -24,6 +24,10 @@ def is_tracing(x):
     return False
 
 
+def compile_attack(perturb, forward, variables, seed, draw_seed):
+    return None
+
+
 def compile_function(fn, jit_compile=True):
     raise _unsupported("Compiling attacks")
 

@@ -4,5 +4,6 @@ from keras_robust.models.at import AT
 from keras_robust.models.mart import MART
 from keras_robust.models.robust_model import RobustModel
 from keras_robust.models.trades import TRADES
+from keras_robust.models.weat import WEAT
 
-__all__ = ["AT", "MART", "RobustModel", "TRADES"]
+__all__ = ["AT", "MART", "RobustModel", "TRADES", "WEAT"]

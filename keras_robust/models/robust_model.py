@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_robust import backend, energy
+from keras_robust import backend
+from keras_robust import energy
 from keras_robust.attacks import PGD
 from keras_robust.attacks.base import Attack
 from keras_robust.utils import data as data_lib
@@ -90,6 +91,9 @@ class RobustModel(backend.RobustTrainer):
                     f"kr.attacks.PGD(...)), got {type(value).__name__}."
                 )
         self.classifier = classifier
+        # The wrapper owns no weights of its own: it is built when the
+        # classifier is (Keras would otherwise refuse to save it on TF).
+        self.built = classifier.built
         self.epsilon = validation.positive_number(epsilon, "epsilon")
         self.step_size = validation.positive_number(step_size, "step_size")
         self.steps = validation.positive_integer(steps, "steps")
@@ -137,6 +141,13 @@ class RobustModel(backend.RobustTrainer):
             f"{type(self).__name__} must implement `compute_objective()`."
         )
 
+    def method_trackers(self):
+        """Extra `keras.metrics.Mean` trackers a method logs (default none)."""
+        return []
+
+    def update_method_trackers(self, y, logits_natural, logits_adversarial):
+        """Updates `method_trackers()` from the logits of the step."""
+
     def compute_logits(self, x, x_adv, training):
         """(f(x), f(x*)) fed to the objective; two separate forward passes."""
         return (
@@ -152,6 +163,7 @@ class RobustModel(backend.RobustTrainer):
     def build(self, input_shape):
         if not self.classifier.built:
             self.classifier.build(input_shape)
+        self.built = True
 
     def generate_adversarial(self, x, y, training=True):
         """x* for a training step (`training=True`) or for evaluation."""
@@ -198,6 +210,7 @@ class RobustModel(backend.RobustTrainer):
         self.energy_adversarial_tracker.update_state(
             energy.marginal_energy(logits_adversarial)
         )
+        self.update_method_trackers(y, logits_natural, logits_adversarial)
         return self.compute_metrics(x, y, logits_natural, sample_weight)
 
     @property
@@ -207,7 +220,7 @@ class RobustModel(backend.RobustTrainer):
             self.adv_accuracy_tracker,
             self.energy_natural_tracker,
             self.energy_adversarial_tracker,
-        ]
+        ] + list(self.method_trackers())
         # Keras' own loss tracker (also named "loss") is replaced by ours.
         others = [
             m

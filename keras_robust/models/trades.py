@@ -7,6 +7,18 @@ from keras_robust.attacks import PGD
 from keras_robust.models.beta_method import BetaRobustModel
 
 
+def trades_attack(model):
+    """TRADES' inner maximisation: KL-PGD from x + 0.001 N(0, I)."""
+    return PGD(
+        model.epsilon,
+        step_size=model.step_size,
+        steps=model.steps,
+        norm=model.norm,
+        loss="kl",
+        random_start="normal",
+    )
+
+
 @keras.saving.register_keras_serializable(package="keras_robust")
 class TRADES(BetaRobustModel):
     """TRADES: natural cross-entropy plus beta times the natural/adversarial KL.
@@ -37,14 +49,7 @@ class TRADES(BetaRobustModel):
     """
 
     def build_attack(self):
-        return PGD(
-            self.epsilon,
-            step_size=self.step_size,
-            steps=self.steps,
-            norm=self.norm,
-            loss="kl",
-            random_start="normal",
-        )
+        return trades_attack(self)
 
     def compute_objective(
         self, y, logits_natural, logits_adversarial, sample_weight=None

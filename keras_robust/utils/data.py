@@ -39,3 +39,30 @@ def unpack_validation_data(validation_data):
     if isinstance(validation_data, (tuple, list)):
         return tuple(validation_data[:2]) + (None,) * (2 - len(validation_data[:2]))
     return validation_data, None
+
+
+def classifier_of(model):
+    """The wrapped classifier of a RobustModel, or the model itself."""
+    return getattr(model, "classifier", model)
+
+
+def iterate_batches(data, y=None, batch_size=256):
+    """(x, y) numpy batches from arrays, a `tf.data.Dataset` or an iterable."""
+    if y is not None or isinstance(data, np.ndarray):
+        if y is None:
+            raise ValueError("Pass labels with the images: `(x, y)`.")
+        for start in range(0, len(data), batch_size):
+            yield data[start : start + batch_size], y[start : start + batch_size]
+        return
+    for batch in data:
+        x_batch, y_batch, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        yield (
+            np.asarray(keras.ops.convert_to_numpy(x_batch)),
+            np.asarray(keras.ops.convert_to_numpy(y_batch)),
+        )
+
+
+def integer_labels(y):
+    """Integer labels from integer or one-hot numpy labels."""
+    y = np.asarray(y)
+    return y.argmax(-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)

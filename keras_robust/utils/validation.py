@@ -33,6 +33,12 @@ def positive_integer(value, name):
     return int(value)
 
 
+def non_negative_integer(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise TypeError(f"`{name}` must be an integer >= 0 or None, got {value!r}.")
+    return int(value)
+
+
 def norm_name(value):
     """'linf' or 'l2'; also accepts 'inf', numpy.inf, 'l2', 2."""
     key = None

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
-from tests.helpers import linear_classifier, tiny_cnn, to_numpy
+from tests.helpers import linear_classifier
+from tests.helpers import tiny_cnn
+from tests.helpers import to_numpy
 
 LOSSES = ["ce", "cw", "kl", "se", "dlr"]
 
@@ -214,11 +216,30 @@ def test_serialization_round_trip():
         ({"epsilon": 0.1, "random_start": "gauss"}, ValueError, "random_start"),
         ({"epsilon": 0.1, "restarts": 0}, ValueError, "restarts"),
         ({"epsilon": 0.1, "clip_min": 1.0, "clip_max": 0.0}, ValueError, "clip_min"),
+        ({"epsilon": 0.1, "seed": 1.5}, TypeError, "seed"),
+        ({"epsilon": 0.1, "seed": -1}, TypeError, "seed"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         kr.attacks.PGD(**kwargs)
+
+
+def test_fgsm_is_one_step():
+    with pytest.raises(ValueError, match="steps"):
+        kr.attacks.FGSM(0.1, steps=5)
+    with pytest.raises(ValueError, match="restarts"):
+        kr.attacks.FGSM(0.1, restarts=2)
+    with pytest.raises(TypeError, match="unexpected"):
+        kr.attacks.FGSM(0.1, momentum=0.9)
+
+
+def test_dlr_needs_three_classes():
+    rng = np.random.default_rng(0)
+    model = linear_classifier(rng.normal(size=(4, 2)), np.zeros(2))
+    x = rng.uniform(size=(5, 4)).astype("float32")
+    with pytest.raises(ValueError, match="3 classes"):
+        kr.attacks.PGD(0.1, loss="dlr")(model, x, np.zeros(5, "int32"))
 
 
 def test_norm_aliases():
@@ -270,3 +291,15 @@ def test_probability_outputs_warn(batch):
     softmax_model = keras.Sequential([model, keras.layers.Softmax()])
     with pytest.warns(UserWarning, match="probabilities"):
         kr.attacks.PGD(0.1, steps=1)(softmax_model, x, y)
+
+
+def test_repeated_calls_follow_weight_updates(cnn, batch):
+    x, y = batch
+    attack = kr.attacks.PGD(0.2, steps=3, random_start="none")
+    first = to_numpy(attack(cnn, x, y))
+    np.testing.assert_allclose(to_numpy(attack(cnn, x, y)), first, atol=1e-6)
+    cnn.set_weights([w * 1.5 for w in cnn.get_weights()])
+    fresh = to_numpy(kr.attacks.PGD(0.2, steps=3, random_start="none")(cnn, x, y))
+    after = to_numpy(attack(cnn, x, y))
+    assert np.abs(fresh - first).max() > 0.01
+    np.testing.assert_allclose(after, fresh, atol=1e-6)

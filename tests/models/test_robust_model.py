@@ -6,7 +6,8 @@ import pytest
 
 import keras_robust as kr
 from tests.conftest import BACKEND
-from tests.helpers import tiny_cnn, to_numpy
+from tests.helpers import tiny_cnn
+from tests.helpers import to_numpy
 
 EPSILON = 0.2
 LOG_KEYS = {"loss", "accuracy", "adv_accuracy", "energy_natural", "energy_adversarial"}
@@ -27,8 +28,18 @@ def make_model(method="TRADES", batch_norm=False, **kwargs):
     return model
 
 
-@pytest.mark.parametrize("method", ["AT", "TRADES", "MART"])
-@pytest.mark.parametrize("jit_compile", ["auto", True])
+METHODS = ["AT", "TRADES", "MART", "WEAT"]
+# JAX always compiles with XLA ("auto" is True there). TensorFlow's "auto" is
+# a graph without XLA on CPU; XLA is checked on one method per attack family
+# (XLA compilation of a step with an attack loop is slow on CPU).
+COMPILE_MODES = (
+    [(m, "auto") for m in METHODS] + [("AT", True), ("WEAT", True)]
+    if BACKEND == "tensorflow"
+    else [(m, True) for m in METHODS]
+)
+
+
+@pytest.mark.parametrize("method, jit_compile", COMPILE_MODES)
 def test_fit_and_evaluate_log_all_keys(small, method, jit_compile):
     x, y, xt, yt = small
     model = make_model(method)
@@ -37,6 +48,9 @@ def test_fit_and_evaluate_log_all_keys(small, method, jit_compile):
         x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0
     )
     assert LOG_KEYS | {f"val_{k}" for k in LOG_KEYS} <= set(history.history)
+    if method == "WEAT":
+        weight = history.history["weat_weight"][0]
+        assert 0.0 < weight <= 1 / np.log(2) + 1e-6
     values = np.array([v[0] for v in history.history.values()])
     assert np.all(np.isfinite(values))
     assert 0.0 <= history.history["adv_accuracy"][0] <= 1.0
@@ -188,6 +202,11 @@ def test_missing_classifier():
 def test_bad_hyperparameters(kwargs, error, match):
     with pytest.raises(error, match=match):
         kr.models.TRADES(tiny_cnn(), **kwargs)
+
+
+def test_weat_variant_is_checked():
+    with pytest.raises(ValueError, match="variant"):
+        kr.models.WEAT(tiny_cnn(), variant="both")
 
 
 def test_fit_before_compile(small):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
-from tests.helpers import tiny_cnn, to_numpy
+from tests.helpers import tiny_cnn
+from tests.helpers import to_numpy
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,7 @@ from tests.helpers import tiny_cnn, to_numpy
                 "eval_attack": kr.attacks.PGD(0.1, steps=3, loss="cw"),
             },
         ),
+        ("WEAT", {"variant": "nat", "normalize_weights": True, "steps": 2}),
     ],
 )
 def test_save_load_round_trip(tmp_path, digits, method, kwargs):
@@ -48,10 +50,15 @@ def test_save_load_round_trip(tmp_path, digits, method, kwargs):
         "seed",
     ):
         assert getattr(restored, key) == getattr(model, key)
-    assert getattr(restored, "beta", None) == getattr(model, "beta", None)
+    for key in ("beta", "variant", "normalize_weights"):
+        assert getattr(restored, key, None) == getattr(model, key, None)
     assert restored.attack.get_config() == model.attack.get_config()
     assert type(restored.attack) is type(model.attack)
     assert restored.eval_attack.get_config() == model.eval_attack.get_config()
+    # The optimizer state (iterations, Adam moments) comes back too.
+    assert int(to_numpy(restored.optimizer.iterations)) == 2
+    for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(to_numpy(saved), to_numpy(loaded))
     # The restored model is compiled and keeps training.
     history = restored.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -11,7 +11,12 @@ import pytest
 
 import keras_robust as kr
 from tests.helpers import linear_classifier
-from tests.test_losses import np_ce, np_kl, np_mart, np_softmax, np_trades
+from tests.test_losses import np_ce
+from tests.test_losses import np_kl
+from tests.test_losses import np_mart
+from tests.test_losses import np_softmax
+from tests.test_losses import np_trades
+from tests.test_weat_loss import np_weights
 
 EPSILON, STEP, STEPS, LEARNING_RATE, BETA = 0.1, 0.04, 3, 0.5, 6.0
 
@@ -27,7 +32,7 @@ def np_pgd_ce(weights, bias, x, y):
     return x_adv
 
 
-def objectives(sample_weight):
+def objectives(sample_weight, frozen_weat_weights=None):
     weights_or_one = 1.0 if sample_weight is None else sample_weight
 
     def at(y, zn, za):
@@ -41,7 +46,11 @@ def objectives(sample_weight):
     def mart(y, zn, za):
         return np_mart(y, zn, za, BETA)
 
-    return {"AT": at, "TRADES": trades, "MART": mart}
+    def weat(y, zn, za):
+        # WEAT's weights are stop-gradiented: frozen at the step's start.
+        return np.mean(frozen_weat_weights * (np_ce(y, za) + BETA * np_kl(zn, za)))
+
+    return {"AT": at, "TRADES": trades, "MART": mart, "WEAT": weat}
 
 
 def numeric_gradient(loss, parameters, h=1e-6):
@@ -62,7 +71,13 @@ def numeric_gradient(loss, parameters, h=1e-6):
 
 @pytest.mark.parametrize(
     "method, weighted",
-    [("AT", False), ("TRADES", False), ("TRADES", True), ("MART", False)],
+    [
+        ("AT", False),
+        ("TRADES", False),
+        ("TRADES", True),
+        ("MART", False),
+        ("WEAT", False),
+    ],
 )
 def test_one_step_matches_hand_computed_update(method, weighted):
     rng = np.random.default_rng(3)
@@ -73,7 +88,8 @@ def test_one_step_matches_hand_computed_update(method, weighted):
     sample_weight = rng.uniform(0.5, 1.5, size=8) if weighted else None
 
     x_adv = np_pgd_ce(weights, bias, x.astype("float64"), y)
-    objective = objectives(sample_weight)[method]
+    frozen = np_weights(x @ weights + bias)
+    objective = objectives(sample_weight, frozen)[method]
     parameters = [weights.copy(), bias.copy()]
 
     def loss():

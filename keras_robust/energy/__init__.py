@@ -1,0 +1,23 @@
+"""Energies of a classifier read as an energy-based model, and their analysis.
+
+A classifier with logits f(x) defines the joint energy E(x, y) = -f(x)_y and
+the marginal energy E(x) = -log sum_k exp f(x)_k. See `energies` for the
+definitions and the TRADES decomposition, `report` for the energy analysis
+of attacks.
+"""
+
+from keras_robust.energy.energies import joint_energy
+from keras_robust.energy.energies import marginal_energy
+from keras_robust.energy.energies import trades_decomposition
+from keras_robust.energy.report import EnergyReport
+from keras_robust.energy.report import attack_energy_report
+from keras_robust.energy.report import plot_energy_histograms
+
+__all__ = [
+    "EnergyReport",
+    "attack_energy_report",
+    "joint_energy",
+    "marginal_energy",
+    "plot_energy_histograms",
+    "trades_decomposition",
+]
