@@ -43,7 +43,7 @@ def main():
         "--methods",
         nargs="+",
         default=["standard", "AT", "TRADES"],
-        help="any of: standard AT TRADES MART",
+        help="any of: standard AT TRADES MART WEAT",
     )
     args = parser.parse_args()
 

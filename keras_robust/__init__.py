@@ -22,7 +22,6 @@ __all__ = [
     "attacks",
     "backend",
     "callbacks",
-    "callbacks",
     "datasets",
     "energy",
     "losses",

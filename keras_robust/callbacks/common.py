@@ -32,7 +32,21 @@ def default_attack(model, epsilon, owner):
             "kr.models.RobustModel."
         )
     norm = getattr(model, "norm", "linf")
-    return PGD(epsilon, step_size=epsilon / 4, steps=20, norm=norm, seed=0)
+    training_attack = getattr(model, "attack", None)
+    clip = (
+        (training_attack.clip_min, training_attack.clip_max)
+        if training_attack is not None
+        else (0.0, 1.0)
+    )
+    return PGD(
+        epsilon,
+        step_size=epsilon / 4,
+        steps=20,
+        norm=norm,
+        clip_min=clip[0],
+        clip_max=clip[1],
+        seed=0,
+    )
 
 
 def held_out_energies(classifier, attack, data, y=None, batch_size=256):

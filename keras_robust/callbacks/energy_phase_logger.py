@@ -176,7 +176,11 @@ class EnergyPhaseLogger(keras.callbacks.Callback):
                     stacklevel=2,
                 )
         if self.log_dir is not None and self.rows:
-            self.plot(os.path.join(self.log_dir, "energy_phases.png"))
+            try:
+                self.plot(os.path.join(self.log_dir, "energy_phases.png"))
+            except ImportError as error:
+                # The trained model and the CSV matter more than the figure.
+                warnings.warn(f"No energy plot written: {error}", stacklevel=2)
 
     def write_csv(self, path):
         """Writes one row per epoch: energies, gap, phase (and held-out gap)."""

@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from keras_robust import losses
-from keras_robust.attacks import PGD
 from keras_robust.models.robust_model import RobustModel
 
 
@@ -39,14 +38,7 @@ class AT(RobustModel):
     attack_training_mode_default = True
 
     def build_attack(self):
-        return PGD(
-            self.epsilon,
-            step_size=self.step_size,
-            steps=self.steps,
-            norm=self.norm,
-            loss="ce",
-            random_start="uniform",
-        )
+        return self.training_pgd(loss="ce", random_start="uniform")
 
     def compute_logits(self, x, x_adv, training):
         logits_natural = ops.stop_gradient(self.classifier(x, training=False))

@@ -3,7 +3,6 @@
 import keras
 
 from keras_robust import losses
-from keras_robust.attacks import PGD
 from keras_robust.models.beta_method import BetaRobustModel
 
 
@@ -34,14 +33,7 @@ class MART(BetaRobustModel):
     """
 
     def build_attack(self):
-        return PGD(
-            self.epsilon,
-            step_size=self.step_size,
-            steps=self.steps,
-            norm=self.norm,
-            loss="ce",
-            random_start="normal",
-        )
+        return self.training_pgd(loss="ce", random_start="normal")
 
     def compute_objective(
         self, y, logits_natural, logits_adversarial, sample_weight=None

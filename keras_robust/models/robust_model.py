@@ -118,7 +118,9 @@ class RobustModel(backend.RobustTrainer):
             if attack_training_mode is None
             else bool(attack_training_mode)
         )
-        self.seed = seed
+        self.seed = (
+            None if seed is None else validation.non_negative_integer(seed, "seed")
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.adv_accuracy_tracker = keras.metrics.Mean(name="adv_accuracy")
@@ -126,6 +128,17 @@ class RobustModel(backend.RobustTrainer):
         self.energy_adversarial_tracker = keras.metrics.Mean(name="energy_adversarial")
 
     # ---- what a method defines -------------------------------------------
+
+    def training_pgd(self, loss, random_start):
+        """PGD with the model's epsilon, step_size, steps and norm."""
+        return PGD(
+            self.epsilon,
+            step_size=self.step_size,
+            steps=self.steps,
+            norm=self.norm,
+            loss=loss,
+            random_start=random_start,
+        )
 
     def build_attack(self):
         """The method's training attack, from epsilon/step_size/steps/norm."""
@@ -280,6 +293,7 @@ class RobustModel(backend.RobustTrainer):
         num_classes = validation.check_logits(logits)
         if labels is not None:
             validation.check_labels(labels, num_classes, name=f"y ({where})")
+        self.built = self.built or self.classifier.built
 
     # ---- serialization ------------------------------------------------------
 

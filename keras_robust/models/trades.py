@@ -3,20 +3,7 @@
 import keras
 
 from keras_robust import losses
-from keras_robust.attacks import PGD
 from keras_robust.models.beta_method import BetaRobustModel
-
-
-def trades_attack(model):
-    """TRADES' inner maximisation: KL-PGD from x + 0.001 N(0, I)."""
-    return PGD(
-        model.epsilon,
-        step_size=model.step_size,
-        steps=model.steps,
-        norm=model.norm,
-        loss="kl",
-        random_start="normal",
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")
@@ -49,7 +36,7 @@ class TRADES(BetaRobustModel):
     """
 
     def build_attack(self):
-        return trades_attack(self)
+        return self.training_pgd(loss="kl", random_start="normal")
 
     def compute_objective(
         self, y, logits_natural, logits_adversarial, sample_weight=None

@@ -5,7 +5,6 @@ import keras
 from keras_robust import energy
 from keras_robust import losses
 from keras_robust.models.beta_method import BetaRobustModel
-from keras_robust.models.trades import trades_attack
 from keras_robust.utils import validation
 
 
@@ -23,8 +22,9 @@ class WEAT(BetaRobustModel):
     The weights come from the natural logits of the training-mode forward
     pass, are stop-gradiented and not normalised (as in the reference code:
     the loss scale shrinks as the model becomes confident); the mean weight
-    of each epoch is logged as `weat_weight`. `normalize_weights=True`
-    rescales them to mean 1 per batch, for TRADES' loss scale.
+    of each epoch is logged as `weat_weight` (always the un-normalised
+    weight). `normalize_weights=True` rescales the weights in the loss to
+    mean 1 per batch, for TRADES' loss scale.
 
     Args:
         classifier: a Keras model returning logits.
@@ -60,7 +60,8 @@ class WEAT(BetaRobustModel):
         self.weight_tracker = keras.metrics.Mean(name="weat_weight")
 
     def build_attack(self):
-        return trades_attack(self)
+        # Exactly TRADES' attack, as in the reference.
+        return self.training_pgd(loss="kl", random_start="normal")
 
     def compute_objective(
         self, y, logits_natural, logits_adversarial, sample_weight=None

@@ -140,3 +140,24 @@ def test_bad_arguments():
         kr.callbacks.EnergyPhaseLogger(attack="pgd")
     logger = kr.callbacks.EnergyPhaseLogger(rule={"window": 3})
     assert logger.rule.window == 3
+
+
+def test_plotting_without_matplotlib_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        kr.callbacks.plot_energy_phases([])
+
+
+def test_missing_matplotlib_at_train_end_only_warns(tmp_path, monkeypatch):
+    import sys
+
+    logger = kr.callbacks.EnergyPhaseLogger(log_dir=tmp_path, verbose=0)
+    logger.set_model(FakeModel())
+    logger.on_train_begin()
+    logger.on_epoch_end(0, synthetic_logs()[0])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.warns(UserWarning, match="pip install matplotlib"):
+        logger.on_train_end()
+    assert (tmp_path / "energy_phases.csv").exists()

@@ -197,6 +197,7 @@ def test_missing_classifier():
         ({"beta": -1.0}, ValueError, "beta"),
         ({"attack": "pgd"}, TypeError, "attack"),
         ({"eval_attack": object()}, TypeError, "eval_attack"),
+        ({"seed": "abc"}, TypeError, "seed"),
     ],
 )
 def test_bad_hyperparameters(kwargs, error, match):
