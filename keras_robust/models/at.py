@@ -17,8 +17,9 @@ class AT(RobustModel):
     Madry's reference attacks the model in training mode (batch statistics,
     moving statistics left alone), so `attack_training_mode` defaults to True
     here; pass False for an inference-mode attack. The natural logits logged
-    as `accuracy`/`energy_natural` come from an extra inference-mode forward
-    pass that takes no part in the gradient.
+    as `accuracy`/`energy_natural` come from an extra forward pass on x that
+    takes no part in the gradient; during training it uses batch statistics
+    (like the pass on x*) and discards the moving-statistic updates.
 
     Args:
         classifier: a Keras model returning logits.
@@ -41,7 +42,11 @@ class AT(RobustModel):
         return self.training_pgd(loss="ce", random_start="uniform")
 
     def compute_logits(self, x, x_adv, training):
-        logits_natural = ops.stop_gradient(self.classifier(x, training=False))
+        # f(x) feeds only the logged metrics (accuracy, E(x)). It is computed
+        # in the same BatchNorm mode as f(x*) (batch statistics when
+        # training), so the energy gap compares like with like, and without
+        # updating moving statistics or taking part in the gradient.
+        logits_natural = ops.stop_gradient(self._attack_forward(training)(x))
         return logits_natural, self.classifier(x_adv, training=training)
 
     def compute_objective(

@@ -269,3 +269,33 @@ def test_base_class_needs_a_method():
 
 def test_backend_is_supported():
     assert BACKEND in kr.backend.SUPPORTED_BACKENDS
+
+
+def test_at_step_updates_batchnorm_once_on_x_adv(small):
+    """Only the training pass on x* moves the moving statistics, once."""
+    x, y, _, _ = small
+    x, y = x[:32], y[:32]
+    epsilon = 0.01
+    classifier = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.BatchNormalization(momentum=0.9),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model = kr.models.AT(classifier, epsilon=epsilon, step_size=epsilon / 4, steps=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    moving_mean = float(to_numpy(classifier.layers[0].moving_mean)[0])
+    # E(x) is logged from the same BatchNorm mode as E(x*): batch statistics
+    # (the weights did not move: learning rate 0).
+    batch_mode = np.mean(
+        to_numpy(kr.energy.marginal_energy(classifier(x, training=True)))
+    )
+    inference = np.mean(to_numpy(kr.energy.marginal_energy(classifier(x))))
+    assert logs["energy_natural"][0] == pytest.approx(batch_mode, rel=1e-4)
+    assert abs(batch_mode - inference) > 1e-3
+    # One update: 0.1 * mean(x*), with |mean(x*) - mean(x)| <= epsilon. Two
+    # updates (natural pass too) would give about 0.19 * mean(x).
+    assert abs(moving_mean - 0.1 * x.mean()) <= 0.1 * epsilon + 1e-6
