@@ -16,7 +16,7 @@ EPSILON = 0.2
 _TRAINED = {}
 
 
-def train_on_digits(method, digits, epochs=30, steps=10, classifier=None, **kwargs):
+def train_on_digits(method, digits, epochs=30, steps=10, **kwargs):
     """Trains `method` ("standard" or a `kr.models` name) on digits.
 
     Args:
@@ -24,19 +24,18 @@ def train_on_digits(method, digits, epochs=30, steps=10, classifier=None, **kwar
         digits: the `digits` fixture.
         epochs: training epochs.
         steps: training attack steps (step size epsilon / 4).
-        classifier: a zero-argument function building the network; default
-            SmallCNN(10, (8, 8, 1)).
         **kwargs: more arguments of the method (e.g. `beta`).
 
     Returns:
-        (classifier, history dict), cached per configuration.
+        (SmallCNN(10, (8, 8, 1)) classifier, history dict), cached per
+        configuration.
     """
-    key = (method, epochs, steps, classifier, tuple(sorted(kwargs.items())))
+    key = (method, epochs, steps, tuple(sorted(kwargs.items())))
     if key in _TRAINED:
         return _TRAINED[key]
     (x, y), _ = digits
     keras.utils.set_random_seed(0)
-    net = (classifier or (lambda: kr.architectures.SmallCNN(10, (8, 8, 1))))()
+    net = kr.architectures.SmallCNN(10, (8, 8, 1))
     if method == "standard":
         model = net
         model.compile(
