@@ -1,0 +1,30 @@
+"""Training objectives as pure functions of labels and logits.
+
+Every objective is a batch mean of per-sample terms, with the reductions of
+the authors' reference code. With `sample_weight`, the batch mean becomes
+sum_i w_i l_i / B (Keras' "sum_over_batch_size"). Labels are integers of
+shape (batch,) or one-hot/soft labels of shape (batch, classes). Logits are
+cast to float32.
+"""
+
+from keras_robust.losses.common import adversarial_cross_entropy_loss
+from keras_robust.losses.common import cross_entropy
+from keras_robust.losses.common import kl_divergence
+from keras_robust.losses.common import weighted_mean
+from keras_robust.losses.mart import mart_loss
+from keras_robust.losses.trades import trades_loss
+from keras_robust.losses.weat import WEAT_VARIANTS
+from keras_robust.losses.weat import weat_loss
+from keras_robust.losses.weat import weat_weights
+
+__all__ = [
+    "WEAT_VARIANTS",
+    "adversarial_cross_entropy_loss",
+    "cross_entropy",
+    "kl_divergence",
+    "mart_loss",
+    "trades_loss",
+    "weat_loss",
+    "weat_weights",
+    "weighted_mean",
+]

@@ -1,0 +1,33 @@
+"""TRADES objective (Zhang et al., 2019)."""
+
+from keras_robust.losses.common import cross_entropy
+from keras_robust.losses.common import kl_divergence
+from keras_robust.losses.common import weighted_mean
+
+
+def trades_loss(
+    y_true, logits_natural, logits_adversarial, beta=6.0, sample_weight=None
+):
+    """TRADES objective (Zhang et al., 2019).
+
+        L = (1/B) sum_i [ CE(f(x_i), y_i) + beta * KL(p(.|x_i) || p(.|x*_i)) ]
+
+    The KL target p(.|x) is not stop-gradiented, as in the reference code.
+
+    Args:
+        y_true: labels, integer (batch,) or one-hot (batch, classes).
+        logits_natural: f(x), (batch, classes).
+        logits_adversarial: f(x*), (batch, classes).
+        beta: weight of the robustness term (reference default 6.0).
+        sample_weight: optional (batch,) weights.
+
+    Returns:
+        Scalar float32 loss.
+
+    Example:
+    >>> loss = kr.losses.trades_loss(y, model(x), model(x_adv), beta=6.0)
+    """
+    per_sample = cross_entropy(y_true, logits_natural) + beta * kl_divergence(
+        logits_natural, logits_adversarial
+    )
+    return weighted_mean(per_sample, sample_weight)

@@ -1,0 +1,75 @@
+"""WEAT objective (the seed paper): energy-weighted TRADES."""
+
+from keras import ops
+
+from keras_robust import energy as energy_lib
+from keras_robust.losses.common import _float
+from keras_robust.losses.common import cross_entropy
+from keras_robust.losses.common import kl_divergence
+from keras_robust.losses.common import weighted_mean
+
+WEAT_VARIANTS = ("adv", "nat")
+
+
+def weat_weights(energy):
+    """WEAT per-sample weights w(x) = 1 / log(1 + exp(|E(x)|)) = 1 / softplus(|E|).
+
+    Largest (1/ln 2 ~ 1.443) at E = 0 and shrinking as |E| grows: samples the
+    model is confident about (low energy) weigh less. Not normalised.
+
+    Args:
+        energy: per-sample marginal energies E(x), shape (batch,).
+
+    Returns:
+        (batch,) float32 weights.
+
+    Example:
+    >>> kr.losses.weat_weights(kr.energy.marginal_energy(logits))
+    """
+    return 1.0 / ops.softplus(ops.abs(_float(energy)))
+
+
+def weat_loss(
+    y_true,
+    logits_natural,
+    logits_adversarial,
+    beta=6.0,
+    variant="adv",
+    normalize_weights=False,
+    sample_weight=None,
+):
+    """WEAT objective (seed paper, reference `WEAT_loss.py`).
+
+        w_i = sg[1 / softplus(|E(x_i)|)],  E(x) = -logsumexp f(x)
+        adv: L = (1/B) sum_i w_i [CE(f(x*_i), y_i) + beta KL(p(.|x_i) || p(.|x*_i))]
+        nat: L = (1/B) sum_i w_i [CE(f(x_i), y_i)  + beta KL(p(.|x_i) || p(.|x*_i))]
+
+    The weights come from the natural logits and are stop-gradiented and,
+    by default, not normalised, as in the reference (the loss scale shrinks
+    as the model grows confident). `normalize_weights=True` divides them by
+    their batch mean, for the loss scale of TRADES.
+
+    Args:
+        y_true: labels, integer (batch,) or one-hot (batch, classes).
+        logits_natural: f(x), (batch, classes).
+        logits_adversarial: f(x*), (batch, classes).
+        beta: weight of the KL term, default 6.0.
+        variant: "adv" (the paper's headline WEAT-adv) or "nat".
+        normalize_weights: rescale weights to mean 1 per batch.
+        sample_weight: optional (batch,) weights, multiplied in.
+
+    Returns:
+        Scalar float32 loss.
+    """
+    if variant not in WEAT_VARIANTS:
+        raise ValueError(f"`variant` must be 'adv' or 'nat', got {variant!r}.")
+    weights = ops.stop_gradient(
+        weat_weights(energy_lib.marginal_energy(logits_natural))
+    )
+    if normalize_weights:
+        weights = weights / ops.mean(weights)
+    classified = logits_adversarial if variant == "adv" else logits_natural
+    per_sample = cross_entropy(y_true, classified) + beta * kl_divergence(
+        logits_natural, logits_adversarial
+    )
+    return weighted_mean(weights * per_sample, sample_weight)
