@@ -16,7 +16,7 @@ EPSILON = 0.2
 _TRAINED = {}
 
 
-def train_on_digits(method, digits, epochs=30, steps=10, **kwargs):
+def train_on_digits(method, digits, epochs=30, steps=10, activation="relu", **kwargs):
     """Trains `method` ("standard" or a `kr.models` name) on digits.
 
     Args:
@@ -24,18 +24,19 @@ def train_on_digits(method, digits, epochs=30, steps=10, **kwargs):
         digits: the `digits` fixture.
         epochs: training epochs.
         steps: training attack steps (step size epsilon / 4).
+        activation: activation of the SmallCNN (`kr.layers.activation_layer`).
         **kwargs: more arguments of the method (e.g. `beta`).
 
     Returns:
         (SmallCNN(10, (8, 8, 1)) classifier, history dict), cached per
         configuration.
     """
-    key = (method, epochs, steps, tuple(sorted(kwargs.items())))
+    key = (method, epochs, steps, activation, tuple(sorted(kwargs.items())))
     if key in _TRAINED:
         return _TRAINED[key]
     (x, y), _ = digits
     keras.utils.set_random_seed(0)
-    net = kr.architectures.SmallCNN(10, (8, 8, 1))
+    net = kr.architectures.SmallCNN(10, (8, 8, 1), activation=activation)
     if method == "standard":
         model = net
         model.compile(

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_robust.layers import activation_layer
+
 
 def SmallCNN(
     num_classes=10,
@@ -19,7 +21,9 @@ def SmallCNN(
     Args:
         num_classes: number of output logits.
         input_shape: (height, width, channels) of the images.
-        activation: any Keras activation name ("relu", "silu", "gelu", ...).
+        activation: what `kr.layers.activation_layer` accepts: "relu", "silu",
+            "gelu" (tanh approximation), "smooth_relu", any Keras activation
+            name, or a layer (copied per site).
         filters: output channels of each conv block.
         dense_units: width of the hidden dense layer (0 for none).
         batch_norm: add BatchNormalization (momentum 0.9, epsilon 1e-5, the
@@ -42,11 +46,12 @@ def SmallCNN(
             x = keras.layers.BatchNormalization(
                 momentum=0.9, epsilon=1e-5, name=f"bn{index}"
             )(x)
-        x = keras.layers.Activation(activation, name=f"act{index}")(x)
+        x = activation_layer(activation, name=f"act{index}")(x)
         if min(x.shape[1], x.shape[2]) >= 2:
             x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
     x = keras.layers.Flatten()(x)
     if dense_units:
-        x = keras.layers.Dense(dense_units, activation=activation, name="hidden")(x)
+        x = keras.layers.Dense(dense_units, name="hidden")(x)
+        x = activation_layer(activation, name="hidden_act")(x)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_robust import backend
 from keras_robust.attacks import norms
+from keras_robust.layers.attack_phase import attack_phase
 from keras_robust.utils import validation
 
 
@@ -61,6 +62,12 @@ class Attack:
         Returns:
             x_adv, float32, same shape as x.
         """
+        # Layers that treat attackers differently (SmoothGradReLU) read this
+        # flag while the attack is traced.
+        with attack_phase():
+            return self._attack(model, x, y, seed)
+
+    def _attack(self, model, x, y, seed):
         forward = as_forward(model)
         seed = self.seed_generator if seed is None else seed
 
