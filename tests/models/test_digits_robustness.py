@@ -12,6 +12,7 @@ the energy finding that holds at this scale: the TRADES family keeps the
 natural and adversarial energies aligned, PGD-AT does not.
 """
 
+import keras
 import pytest
 
 from tests.digits_training import clean_and_robust_accuracy
@@ -47,3 +48,37 @@ def test_trades_family_keeps_energies_aligned(digits):
     assert abs(gaps["TRADES"]) < 0.2 * abs(gaps["AT"])
     assert abs(gaps["WEAT"]) < 0.2 * abs(gaps["AT"])
     assert abs(gaps["AT"]) > 0.5
+
+
+@pytest.mark.slow
+def test_smooth_activation_trains_as_robust_as_relu(digits):
+    """SAT on digits: the same network and PGD-AT budget with SiLU instead of ReLU.
+
+    The paper's ImageNet gain (+8.8 points) does not carry over to this tiny
+    8x8 problem: benchmarks/sat_digits.py measured, over 3 seeds on
+    TensorFlow, PGD-50 accuracy 0.527 ± 0.014 (ReLU) and 0.512 ± 0.021
+    (SiLU). What holds robustly is that the smooth network trains as well:
+    far above standard training and within a few points of ReLU.
+    """
+    standard_robust = clean_and_robust_accuracy(
+        train_on_digits("standard", digits)[0], digits
+    )[1]
+    relu_clean, relu_robust = clean_and_robust_accuracy(
+        train_on_digits("AT", digits)[0], digits
+    )
+    silu_net = train_on_digits("AT", digits, activation="silu")[0]
+    sites = [
+        keras.activations.serialize(layer.activation)
+        for layer in silu_net.layers
+        if isinstance(layer, keras.layers.Activation)
+    ]
+    assert sites == ["silu"] * 3
+    silu_clean, silu_robust = clean_and_robust_accuracy(silu_net, digits)
+    print(
+        f"\nAT relu: {relu_clean:.3f} / {relu_robust:.3f}, "
+        f"AT silu: {silu_clean:.3f} / {silu_robust:.3f}, "
+        f"standard robust {standard_robust:.3f}"
+    )
+    assert silu_clean > 0.9
+    assert silu_robust > standard_robust + 0.3
+    assert silu_robust > relu_robust - 0.1
