@@ -47,6 +47,8 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
             L2: uniform direction, radius eps * u^(1/d)), clipped to the box.
         "normal": x + 0.001 * N(0, I), NOT clipped (the TRADES/MART reference).
         "none": x itself.
+        "sphere": on the epsilon sphere, as APGD starts: x + eps * t / ||t||
+            with t ~ U(-1, 1) per pixel (L-inf) or N(0, I) (L2), clipped.
 
     `draw_seed(i)` gives the seed of the i-th random draw. All noise is drawn
     here, outside any loop, so compiled loops stay free of random-state
@@ -58,6 +60,15 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
         return ops.repeat(x, count, axis=0)
     if kind == "normal":
         return x + 0.001 * keras.random.normal(shape, seed=draw_seed(0))
+    if kind == "sphere":
+        sample_axes = tuple(range(2, len(shape)))
+        if norm == "linf":
+            t = keras.random.uniform(shape, -1.0, 1.0, seed=draw_seed(0))
+            size = ops.max(ops.abs(t), axis=sample_axes, keepdims=True)
+        else:
+            t = keras.random.normal(shape, seed=draw_seed(0))
+            size = ops.sqrt(ops.sum(ops.square(t), axis=sample_axes, keepdims=True))
+        return ops.clip(x + epsilon * t / (size + _TINY), clip_min, clip_max)
     if norm == "linf":
         noise = keras.random.uniform(shape, -epsilon, epsilon, seed=draw_seed(0))
     else:

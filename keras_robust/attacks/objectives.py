@@ -5,6 +5,8 @@
     kl:  KL(p(.|x) || p(.|x'))             (TRADES; p(.|x) fixed)
     se:  ||p(.|x') - p(.|x)||_2^2          (SCORE; p(.|x) fixed)
     dlr: -(f_y - max_{j != y} f_j) / (f_pi1 - f_pi3 + 1e-12)  (Croce & Hein)
+    targeted dlr (APGD-T, needs y and a target t):
+         -(f_y - f_t) / (f_pi1 - (f_pi3 + f_pi4) / 2 + 1e-12)
 
 kl and se compare with the prediction on the natural input, which the attack
 computes once, without gradient.
@@ -64,6 +66,33 @@ def objective_fn(name, targeted, labels, natural_logits=None):
 
         return dlr
     raise ValueError(f"Unknown attack loss {name!r}.")
+
+
+def targeted_dlr(labels, targets):
+    """`fn(logits)`: the targeted DLR loss of APGD-T, per sample, to maximise.
+
+    -(f_y - f_t) / (f_pi1 - (f_pi3 + f_pi4) / 2 + 1e-12), with f_pi_k the
+    k-th largest logit; needs at least 4 classes.
+    """
+
+    def dlr(logits):
+        num_classes = logits.shape[-1]
+        if num_classes < 4:
+            raise ValueError(
+                "The targeted DLR loss uses the fourth largest logit: it needs "
+                f"at least 4 classes; the model has {num_classes}."
+            )
+        logits = ops.cast(logits, "float32")
+        true_mask = labels_lib.to_one_hot(
+            labels_lib.to_indices(labels, num_classes), num_classes
+        )
+        target_mask = labels_lib.to_one_hot(targets, num_classes)
+        ranked = ops.sort(logits, axis=-1)
+        scale = ranked[:, -1] - 0.5 * (ranked[:, -3] + ranked[:, -4]) + 1e-12
+        gap = ops.sum((true_mask - target_mask) * logits, axis=-1)
+        return -gap / scale
+
+    return dlr
 
 
 def success(logits, labels, targeted):

@@ -9,6 +9,9 @@ Keras layers. This package supplies, per backend:
   machinery (TensorFlow `GradientTape`, JAX stateless `jax.grad`).
 - `input_gradient(fn, x)`: the gradient of a scalar function with respect to
   an input tensor (Keras 3 has no backend-agnostic reverse-mode `grad`).
+- `input_gradient_with_aux(fn, x)`: the same for `fn(x) -> (value, aux)`,
+  returning `(gradient, aux)` from one forward pass (attacks that also need
+  the logits at the point they differentiate, such as APGD).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
   that value checks only run where data is concrete.
 - `compile_attack(perturb, forward, variables, seed, draw_seed)`: an eager
@@ -34,18 +37,21 @@ if BACKEND == "tensorflow":
     from keras_robust.backend.tensorflow import compile_attack
     from keras_robust.backend.tensorflow import compile_function
     from keras_robust.backend.tensorflow import input_gradient
+    from keras_robust.backend.tensorflow import input_gradient_with_aux
     from keras_robust.backend.tensorflow import is_tracing
 elif BACKEND == "jax":
     from keras_robust.backend.jax import RobustTrainer
     from keras_robust.backend.jax import compile_attack
     from keras_robust.backend.jax import compile_function
     from keras_robust.backend.jax import input_gradient
+    from keras_robust.backend.jax import input_gradient_with_aux
     from keras_robust.backend.jax import is_tracing
 else:
     from keras_robust.backend.unsupported import RobustTrainer
     from keras_robust.backend.unsupported import compile_attack
     from keras_robust.backend.unsupported import compile_function
     from keras_robust.backend.unsupported import input_gradient
+    from keras_robust.backend.unsupported import input_gradient_with_aux
     from keras_robust.backend.unsupported import is_tracing
 
 __all__ = [
@@ -55,5 +61,6 @@ __all__ = [
     "compile_attack",
     "compile_function",
     "input_gradient",
+    "input_gradient_with_aux",
     "is_tracing",
 ]

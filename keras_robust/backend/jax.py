@@ -16,6 +16,11 @@ def input_gradient(fn, x):
     return jax.grad(fn)(x)
 
 
+def input_gradient_with_aux(fn, x):
+    """(d value / dx, aux) for `fn(x) -> (scalar value, aux)`, in one pass."""
+    return jax.grad(fn, has_aux=True)(x)
+
+
 def is_tracing(x):
     return isinstance(x, jax.core.Tracer)
 

@@ -18,6 +18,21 @@ def input_gradient(fn, x):
     return tape.gradient(value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
+def input_gradient_with_aux(fn, x):
+    """(d value / dx, aux) for `fn(x) -> (scalar value, aux)`, in one pass.
+
+    `aux` (e.g. the logits) is returned as computed, without gradient.
+    """
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        value, aux = fn(x)
+    gradient = tape.gradient(
+        value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return gradient, tf.nest.map_structure(tf.stop_gradient, aux)
+
+
 def is_tracing(x):
     del x
     return not tf.executing_eagerly()

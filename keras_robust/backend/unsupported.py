@@ -20,6 +20,10 @@ def input_gradient(fn, x):
     raise _unsupported("The input gradient needed by attacks")
 
 
+def input_gradient_with_aux(fn, x):
+    raise _unsupported("The input gradient needed by attacks")
+
+
 def is_tracing(x):
     return False
 

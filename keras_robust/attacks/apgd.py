@@ -1,0 +1,289 @@
+"""Auto-PGD (Croce & Hein, 2020): PGD with momentum and an adaptive step size."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_robust import backend
+from keras_robust.attacks import norms
+from keras_robust.attacks import objectives
+from keras_robust.attacks.base import Attack
+from keras_robust.utils import labels as labels_lib
+from keras_robust.utils import validation
+
+APGD_LOSSES = ("ce", "dlr")
+
+
+def checkpoints(steps):
+    """(is_checkpoint, window) per iteration, from the reference schedule.
+
+    The first checkpoint comes after max(int(0.22 n), 1) iterations; each
+    following window is 0.03 n shorter, but at least 0.06 n (n = steps).
+    `window[i]` is the length of the window that ends at checkpoint i.
+    """
+    first = max(int(0.22 * steps), 1)
+    shortest = max(int(0.06 * steps), 1)
+    decrease = max(int(0.03 * steps), 1)
+    is_checkpoint = np.zeros(steps, bool)
+    window = np.ones(steps, "float32")
+    length, count = first, 0
+    for iteration in range(steps):
+        count += 1
+        if count == length:
+            is_checkpoint[iteration] = True
+            window[iteration] = length
+            length, count = max(length - decrease, shortest), 0
+    return is_checkpoint, window
+
+
+@keras.saving.register_keras_serializable(package="keras_robust")
+class APGD(Attack):
+    """Auto-PGD: momentum PGD whose step size halves when progress stalls.
+
+    From a start on the epsilon sphere, with eta_0 = 2 epsilon and
+    momentum alpha = 0.75 (no momentum on the first step):
+
+        z_{k+1} = P(x_k + eta_k * d(g_k))          d: sign (L-inf), g/||g||_2 (L2)
+        x_{k+1} = P(x_k + alpha (z_{k+1} - x_k) + (1 - alpha)(x_k - x_{k-1}))
+
+    P projects onto the ball and the box. At checkpoints (after 22% of the
+    iterations, then windows 3% shorter, at least 6%), a sample halves its
+    step and restarts from its best point x_max when either (1) its loss
+    rose in at most rho = 75% of the window's steps, or (2) its step was not
+    halved at the previous checkpoint and its best loss has not improved
+    since. Every visited point is checked: a sample counts as broken as soon
+    as one iterate is misclassified, and that iterate is returned; for the
+    others the highest-loss point is returned. Samples already misclassified
+    are returned unchanged.
+
+    Targeted (`targets=T`, APGD-T): `y` holds the TRUE labels; the attack
+    runs once per target class, the 2nd to (T+1)-th highest logits of the
+    clean input, maximising the targeted DLR loss
+    -(f_y - f_t) / (f_pi1 - (f_pi3 + f_pi4) / 2) (or -CE(f, t) with
+    loss="ce"), and keeps the first success.
+
+    One difference from the reference code: its first oscillation check
+    compares the first iterate's loss with an unwritten entry (0) of its loss
+    history; here it is compared with the loss at the start, as in the
+    paper's definition.
+
+    Args:
+        epsilon: radius of the ball, > 0.
+        steps: iterations per run, >= 1 (AutoAttack: 100).
+        norm: "linf" or "l2".
+        loss: "ce" or "dlr" (untargeted); with `targets`, "dlr" is the
+            targeted DLR loss and "ce" the targeted cross-entropy.
+        targets: None (untargeted) or the number of target classes, 1 to
+            classes - 1 (AutoAttack standard: 9).
+        restarts: random restarts per target, >= 1.
+        rho: oscillation threshold of condition (1), in (0, 1].
+        momentum: alpha, in [0, 1].
+        clip_min, clip_max: valid input range.
+        seed: seed of the attack's own generator.
+
+    Example:
+    >>> apgd_ce = kr.attacks.APGD(epsilon=8/255, steps=100, loss="ce")
+    >>> apgd_t = kr.attacks.APGD(epsilon=8/255, steps=100, loss="dlr", targets=9)
+    >>> x_adv = apgd_t(classifier, x, y)
+
+    Reference: Croce & Hein, "Reliable evaluation of adversarial robustness
+    with an ensemble of diverse parameter-free attacks", ICML 2020.
+    """
+
+    def __init__(
+        self,
+        epsilon,
+        steps=100,
+        norm="linf",
+        loss="ce",
+        targets=None,
+        restarts=1,
+        rho=0.75,
+        momentum=0.75,
+        clip_min=0.0,
+        clip_max=1.0,
+        seed=None,
+    ):
+        super().__init__(epsilon, norm, clip_min, clip_max, seed)
+        self.steps = validation.positive_integer(steps, "steps")
+        self.loss = validation.one_of(loss, "loss", APGD_LOSSES)
+        self.targets = (
+            None if targets is None else validation.positive_integer(targets, "targets")
+        )
+        self.restarts = validation.positive_integer(restarts, "restarts")
+        self.rho = validation.positive_number(rho, "rho")
+        if self.rho > 1:
+            raise ValueError(f"`rho` must be in (0, 1]; got {rho!r}.")
+        self.momentum = validation.positive_number(
+            momentum, "momentum", allow_zero=True
+        )
+        if self.momentum > 1:
+            raise ValueError(f"`momentum` must be in [0, 1]; got {momentum!r}.")
+
+    @property
+    def runs(self):
+        return self.restarts * (self.targets or 1)
+
+    def _objective(self, y, target):
+        if target is None:
+            return objectives.objective_fn(self.loss, False, y)
+        if self.loss == "dlr":
+            return objectives.targeted_dlr(y, target)
+        return objectives.objective_fn("ce", True, target)
+
+    def perturb(self, forward, x, y, draw_seed):
+        x = ops.convert_to_tensor(x, "float32")
+        clean_logits = ops.stop_gradient(forward(x))
+        num_classes = clean_logits.shape[-1]
+        labels = labels_lib.to_indices(y, num_classes)
+        if self.targets is not None and self.targets > num_classes - 1:
+            raise ValueError(
+                f"`targets`={self.targets} exceeds the {num_classes - 1} classes "
+                "other than the true one."
+            )
+        ranking = ops.argsort(clean_logits, axis=-1)  # ascending
+        starts = norms.random_starts(
+            x,
+            self.runs,
+            "sphere",
+            self.epsilon,
+            self.norm,
+            self.clip_min,
+            self.clip_max,
+            draw_seed,
+        )
+
+        def run(index, state):
+            result, broken, best_loss = state
+            target = None
+            if self.targets is not None:
+                rank = num_classes - 2 - index // self.restarts
+                target = ops.take(ranking, rank, axis=1)
+            adv, fooled, x_best, loss_best = self._ascend(
+                forward,
+                self._objective(labels, target),
+                x,
+                labels,
+                ops.take(starts, index, axis=0),
+            )
+            newly_broken = ops.logical_and(fooled, ops.logical_not(broken))
+            higher = ops.logical_and(
+                ops.logical_not(ops.logical_or(broken, fooled)),
+                ops.greater(loss_best, best_loss),
+            )
+            result = ops.where(_per_sample(newly_broken, x), adv, result)
+            result = ops.where(_per_sample(higher, x), x_best, result)
+            return (
+                result,
+                ops.logical_or(broken, fooled),
+                ops.where(higher, loss_best, best_loss),
+            )
+
+        misclassified = ops.not_equal(
+            ops.cast(ops.argmax(clean_logits, axis=-1), labels.dtype), labels
+        )
+        lowest = ops.full(ops.shape(labels), -np.inf, "float32")
+        result, _, _ = ops.fori_loop(0, self.runs, run, (x, misclassified, lowest))
+        return ops.stop_gradient(result)
+
+    def _ascend(self, forward, objective, x, labels, start):
+        """One APGD run; returns (last misclassified iterate, fooled, x_max, max loss)."""
+        is_checkpoint, window = checkpoints(self.steps)
+        is_checkpoint = ops.convert_to_tensor(is_checkpoint)
+        window = ops.convert_to_tensor(window)
+
+        def evaluate(x_adv):
+            def total(v):
+                logits = forward(v)
+                values = objective(logits)
+                return ops.sum(values), (values, logits)
+
+            gradient, (values, logits) = backend.input_gradient_with_aux(total, x_adv)
+            predicted = ops.cast(ops.argmax(logits, axis=-1), labels.dtype)
+            return gradient, values, ops.not_equal(predicted, labels)
+
+        gradient, loss, fooled = evaluate(start)
+        batch_ones = ops.ones_like(loss)
+        state = {
+            "x": start,
+            "x_previous": start,
+            "gradient": gradient,
+            "x_best": start,
+            "gradient_best": gradient,
+            "loss_best": loss,
+            "adv": start,
+            "fooled": fooled,
+            "step": 2.0 * self.epsilon * batch_ones,
+            "loss_previous": loss,
+            "increases": 0.0 * batch_ones,
+            "reduced": ops.greater(batch_ones, 0.0),
+            "loss_best_checked": loss,
+        }
+
+        def iterate(i, s):
+            alpha = ops.where(ops.greater(i, 0), self.momentum, 1.0)
+            step = _per_sample(s["step"], x)
+            z = self.project(
+                s["x"] + step * norms.ascent_direction(s["gradient"], self.norm), x
+            )
+            x_new = self.project(
+                s["x"]
+                + alpha * (z - s["x"])
+                + (1.0 - alpha) * (s["x"] - s["x_previous"]),
+                x,
+            )
+            gradient, loss, fooled_now = evaluate(x_new)
+            improved = ops.greater(loss, s["loss_best"])
+            loss_best = ops.where(improved, loss, s["loss_best"])
+            x_best = ops.where(_per_sample(improved, x), x_new, s["x_best"])
+            gradient_best = ops.where(
+                _per_sample(improved, x), gradient, s["gradient_best"]
+            )
+            increases = s["increases"] + ops.cast(
+                ops.greater(loss, s["loss_previous"]), "float32"
+            )
+            checkpoint = ops.take(is_checkpoint, i)
+            oscillating = ops.less_equal(increases, ops.take(window, i) * self.rho)
+            stalled = ops.logical_and(
+                ops.logical_not(s["reduced"]),
+                ops.greater_equal(s["loss_best_checked"], loss_best),
+            )
+            halve = ops.logical_or(oscillating, stalled)
+            reduce = ops.logical_and(checkpoint, halve)
+            return {
+                "x": ops.where(_per_sample(reduce, x), x_best, x_new),
+                "x_previous": s["x"],
+                "gradient": ops.where(_per_sample(reduce, x), gradient_best, gradient),
+                "x_best": x_best,
+                "gradient_best": gradient_best,
+                "loss_best": loss_best,
+                "adv": ops.where(_per_sample(fooled_now, x), x_new, s["adv"]),
+                "fooled": ops.logical_or(s["fooled"], fooled_now),
+                "step": ops.where(reduce, 0.5 * s["step"], s["step"]),
+                "loss_previous": loss,
+                "increases": ops.where(checkpoint, 0.0, increases),
+                "reduced": ops.where(checkpoint, halve, s["reduced"]),
+                "loss_best_checked": ops.where(
+                    checkpoint, loss_best, s["loss_best_checked"]
+                ),
+            }
+
+        s = ops.fori_loop(0, self.steps, iterate, state)
+        return s["adv"], s["fooled"], s["x_best"], s["loss_best"]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            steps=self.steps,
+            loss=self.loss,
+            targets=self.targets,
+            restarts=self.restarts,
+            rho=self.rho,
+            momentum=self.momentum,
+        )
+        return config
+
+
+def _per_sample(values, x):
+    """Reshapes (batch,) values to broadcast against x."""
+    return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))

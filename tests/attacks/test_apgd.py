@@ -1,0 +1,149 @@
+"""APGD: reference step-size schedule, invariants, strength, exactness, seeds."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_robust as kr
+from keras_robust.attacks.apgd import checkpoints
+from tests.digits_training import train_on_digits
+from tests.helpers import linear_classifier
+from tests.helpers import tiny_cnn
+from tests.helpers import to_numpy
+
+
+@pytest.fixture
+def cnn():
+    model = tiny_cnn()
+    model.build((None, 8, 8, 1))
+    return model
+
+
+@pytest.fixture
+def batch(digits, cnn):
+    """Images labelled with the untrained cnn's predictions: all correct."""
+    (x, _), _ = digits
+    return x[:64], to_numpy(cnn(x[:64])).argmax(1)
+
+
+def accuracy(model, x, y):
+    return float(np.mean(to_numpy(model(x)).argmax(1) == y))
+
+
+def test_checkpoint_schedule_of_the_reference():
+    # n = 100: first window 22, then 3 shorter each time, at least 6.
+    is_checkpoint, window = checkpoints(100)
+    assert list(np.flatnonzero(is_checkpoint)) == [21, 40, 56, 69, 79, 86, 92, 98]
+    assert list(window[is_checkpoint]) == [22, 19, 16, 13, 10, 7, 6, 6]
+    is_checkpoint, window = checkpoints(10)  # windows 2, then at least 1
+    assert list(np.flatnonzero(is_checkpoint)) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert list(window[is_checkpoint]) == [2] + [1] * 8
+
+
+@pytest.mark.parametrize("norm, epsilon", [("linf", 0.1), ("l2", 1.0)])
+@pytest.mark.parametrize("loss, targets", [("ce", None), ("dlr", None), ("dlr", 3)])
+def test_stays_in_epsilon_ball_and_clip_range(cnn, batch, norm, epsilon, loss, targets):
+    x, y = batch
+    attack = kr.attacks.APGD(
+        epsilon, steps=6, norm=norm, loss=loss, targets=targets, seed=0
+    )
+    x_adv = to_numpy(attack(cnn, x, y))
+    delta = (x_adv - x).reshape(len(x), -1)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert size.max() <= epsilon + 1e-5
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert size.mean() > 0.3 * epsilon
+
+
+def test_at_least_as_strong_as_pgd_with_the_same_budget(digits):
+    net = train_on_digits("standard", digits)[0]
+    _, (x, y) = digits
+    epsilon, steps = 0.05, 20
+    pgd = kr.attacks.PGD(epsilon, step_size=epsilon / 4, steps=steps, seed=0)
+    apgd = kr.attacks.APGD(epsilon, steps=steps, seed=0)
+    pgd_accuracy = accuracy(net, to_numpy(pgd(net, x, y)), y)
+    apgd_accuracy = accuracy(net, to_numpy(apgd(net, x, y)), y)
+    print(f"\nPGD-{steps} {pgd_accuracy:.3f}, APGD-CE-{steps} {apgd_accuracy:.3f}")
+    assert 0.1 < pgd_accuracy < accuracy(net, x, y)  # the comparison is not moot
+    assert apgd_accuracy <= pgd_accuracy
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_exact_robust_accuracy_of_a_linear_binary_model(norm):
+    """f = (0, w.x + b): a point is robust iff |w.x + b| / ||w||_dual > eps."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=6).astype("float32")
+    x = rng.uniform(0.3, 0.7, size=(400, 6)).astype("float32")
+    b = -float(np.median(x @ w))
+    model = linear_classifier(np.stack([np.zeros(6), w], 1), np.array([0.0, b]))
+    score = x @ w + b
+    y = (score > 0).astype("int32")
+    dual = np.abs(w).sum() if norm == "linf" else np.linalg.norm(w)
+    margins = np.sort(np.abs(score) / dual)
+    epsilon = float(margins[200] + margins[201]) / 2  # half the points robust
+    assert epsilon < 0.3  # every optimum stays inside the box
+    expected = np.mean(np.abs(score) / dual > epsilon)
+    x_adv = to_numpy(kr.attacks.APGD(epsilon, steps=10, norm=norm, seed=0)(model, x, y))
+    assert expected == pytest.approx(0.5, abs=0.01)
+    assert accuracy(model, x_adv, y) == pytest.approx(expected, abs=1e-9)
+
+
+def test_targeted_attack_reaches_the_chosen_targets(cnn, batch):
+    x, y = batch
+    untargeted = kr.attacks.APGD(0.3, steps=10, loss="dlr", seed=0)
+    targeted = kr.attacks.APGD(0.3, steps=10, loss="dlr", targets=9, seed=0)
+    assert accuracy(cnn, to_numpy(targeted(cnn, x, y)), y) <= accuracy(
+        cnn, to_numpy(untargeted(cnn, x, y)), y
+    )
+    with pytest.raises(ValueError, match="targets"):
+        kr.attacks.APGD(0.3, steps=2, targets=10)(cnn, x, y)
+
+
+def test_misclassified_points_are_returned_unchanged(cnn, batch):
+    x, y = batch
+    wrong = (to_numpy(cnn(x)).argmax(1) + 1) % 10  # every label wrong
+    x_adv = to_numpy(kr.attacks.APGD(0.2, steps=4, seed=0)(cnn, x, wrong))
+    np.testing.assert_array_equal(x_adv, x)
+
+
+def test_same_seed_same_result_eager_and_compiled(cnn, batch):
+    x, y = batch
+    attack = kr.attacks.APGD(0.2, steps=8, restarts=2)
+    eager = to_numpy(attack(cnn, x, y, seed=5))
+    again = to_numpy(attack(cnn, x, y, seed=5))  # second call: compiled
+    np.testing.assert_allclose(eager, again, atol=1e-5)
+    compiled_attack = kr.backend.compile_function(
+        lambda a, b: attack(cnn, a, b, seed=5), jit_compile=False
+    )
+    compiled = to_numpy(compiled_attack(keras.ops.convert_to_tensor(x), y))
+    np.testing.assert_allclose(eager, compiled, atol=1e-5)
+    other = to_numpy(attack(cnn, x, y, seed=6))
+    assert np.abs(eager - other).max() > 0.01
+
+
+def test_serialization_round_trip():
+    attack = kr.attacks.APGD(
+        0.1, steps=7, norm="l2", loss="dlr", targets=4, restarts=2, rho=0.5, seed=3
+    )
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(attack)
+    )
+    assert isinstance(restored, kr.attacks.APGD)
+    assert restored.get_config() == attack.get_config()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"steps": 0}, ValueError, "steps"),
+        ({"loss": "cw"}, ValueError, "loss"),
+        ({"targets": 0}, ValueError, "targets"),
+        ({"restarts": 1.5}, TypeError, "restarts"),
+        ({"rho": 1.5}, ValueError, "rho"),
+        ({"momentum": -0.1}, ValueError, "momentum"),
+        ({"norm": "l3"}, ValueError, "norm"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        kr.attacks.APGD(0.1, **kwargs)
