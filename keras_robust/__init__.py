@@ -12,6 +12,7 @@ from keras_robust import backend
 from keras_robust import callbacks
 from keras_robust import datasets
 from keras_robust import energy
+from keras_robust import evaluation
 from keras_robust import layers
 from keras_robust import losses
 from keras_robust import models
@@ -25,6 +26,7 @@ __all__ = [
     "callbacks",
     "datasets",
     "energy",
+    "evaluation",
     "layers",
     "losses",
     "models",

@@ -1,0 +1,303 @@
+"""`evaluate_robustness`: clean and robust accuracy, batch by batch, with sanity flags."""
+
+import time
+
+import keras
+import numpy as np
+
+from keras_robust import backend
+from keras_robust.attacks.apgd import APGD
+from keras_robust.attacks.base import Attack
+from keras_robust.evaluation.autoattack import AutoAttack
+from keras_robust.evaluation.autoattack import run_cascade
+from keras_robust.evaluation.report import Flag
+from keras_robust.evaluation.report import RobustnessReport
+from keras_robust.losses import cross_entropy
+from keras_robust.utils import data as data_lib
+from keras_robust.utils import validation
+
+# Sanity checks run on the first examples only: enough to see a pattern.
+CHECK_EXAMPLES = 256
+EPSILON_MULTIPLIERS = (1.0, 2.0, 4.0)
+# Fraction of all examples a black-box attack may break after the white-box
+# ones before it looks like gradient masking.
+BLACK_BOX_TOLERANCE = 0.01
+# How far accuracy under the training attack may exceed APGD's.
+TRAINING_ATTACK_TOLERANCE = 0.1
+BLACK_BOX_ATTACKS = ("square",)
+
+
+class _Cascade:
+    """A custom cascade: attacks applied in turn, as AutoAttack does."""
+
+    def __init__(self, attacks):
+        self.attacks = attacks
+
+    def run(self, model, x, y):
+        return run_cascade(lambda num_classes: self.attacks, model, x, y)
+
+
+def _cascade(attacks, epsilon, norm, seed):
+    """(runner, protocol name) from the `attacks` argument."""
+    if attacks in ("standard", "fast"):
+        attacks = AutoAttack(epsilon, norm, version=attacks, seed=seed)
+    if isinstance(attacks, AutoAttack):
+        return attacks, attacks.protocol
+    if isinstance(attacks, Attack):
+        attacks = [attacks]
+    if isinstance(attacks, (list, tuple)):
+        names = [type(a).__name__.lower() for a in attacks]
+        attacks = {
+            name if names.count(name) == 1 else f"{name}-{index}": attack
+            for index, (name, attack) in enumerate(zip(names, attacks))
+        }
+    if (
+        isinstance(attacks, dict)
+        and attacks
+        and all(isinstance(a, Attack) for a in attacks.values())
+    ):
+        return _Cascade(dict(attacks)), "custom"
+    raise ValueError(
+        "`attacks` must be 'standard', 'fast', a kr.evaluation.AutoAttack, a "
+        f"kr.attacks attack, or a list/dict of them; got {attacks!r}."
+    )
+
+
+def evaluate_robustness(
+    model,
+    x,
+    y=None,
+    epsilon=None,
+    norm="linf",
+    attacks="standard",
+    batch_size=256,
+    seed=0,
+    checks=True,
+    verbose=1,
+):
+    """Clean and robust accuracy of a classifier, with checks for masked gradients.
+
+    The data is processed batch by batch (a `tf.data.Dataset` larger than
+    memory works); each batch goes through the attack cascade, in inference
+    mode on logits. With `checks=True`, the first 256 examples also go
+    through sanity checks, each of which raises a `Flag` in the report:
+
+    - "nan_gradients" / "zero_gradients": the input gradient of the
+      cross-entropy is NaN, or exactly zero, for some examples: gradient
+      attacks get no signal there;
+    - "black_box_beats_white_box": a black-box attack (Square) broke more
+      than 1% of the examples after the white-box attacks had failed on them;
+    - "accuracy_not_falling_with_epsilon": APGD-CE (20 steps) accuracy does
+      not fall from epsilon to 2 epsilon to 4 epsilon;
+    - "training_attack_overestimates": for a `kr.models.RobustModel` whose
+      training threat model matches, accuracy under its own training attack
+      is more than 10 points above APGD-CE's (catastrophic overfitting of
+      FGSM training looks like this).
+
+    Args:
+        model: a Keras classifier returning logits, or a `kr.models`
+            RobustModel (its classifier is evaluated).
+        x: images (numpy, float in [0, 1]), or a dataset/iterable of
+            (images, labels) batches when `y` is None.
+        y: integer or one-hot labels for array `x`.
+        epsilon: radius of the threat model, > 0 (required).
+        norm: "linf" or "l2".
+        attacks: "standard" (AutoAttack: APGD-CE, APGD-T, FAB-T, Square),
+            "fast" (APGD-CE, APGD-T), a `kr.evaluation.AutoAttack`, or a
+            `kr.attacks` attack / list / dict of attacks run as a cascade.
+        batch_size: batch size for array inputs.
+        seed: seed of the attacks.
+        checks: run the sanity checks.
+        verbose: 1 shows a progress bar, 0 is silent.
+
+    Returns:
+        A `kr.evaluation.RobustnessReport`; `print(report)` shows a table,
+        `report.to_json(path)` saves it.
+
+    Example:
+    >>> report = kr.evaluation.evaluate_robustness(net, x_test, y_test, epsilon=8/255)
+    >>> print(report); report.to_json("robustness.json")
+    """
+    if epsilon is None:
+        raise ValueError("`epsilon` is required, e.g. epsilon=8/255.")
+    epsilon = validation.positive_number(epsilon, "epsilon")
+    norm = validation.norm_name(norm)
+    batch_size = validation.positive_integer(batch_size, "batch_size")
+    runner, protocol = _cascade(attacks, epsilon, norm, seed)
+    classifier = data_lib.classifier_of(model)
+    start = time.perf_counter()
+    total = clean = 0
+    robust_after = {}
+    check_x, check_y = [], []
+    batches = data_lib.iterate_batches(x, y, batch_size)
+    progress = keras.utils.Progbar(_num_batches(x, y, batch_size), verbose=verbose)
+    for index, (x_batch, y_batch) in enumerate(batches):
+        y_batch = data_lib.integer_labels(y_batch)
+        _, after = runner.run(classifier, x_batch, y_batch)
+        total += len(x_batch)
+        clean += int(after["clean"].sum())
+        for name, mask in after.items():
+            if name != "clean":
+                robust_after[name] = robust_after.get(name, 0) + int(mask.sum())
+        if checks and sum(len(b) for b in check_x) < CHECK_EXAMPLES:
+            check_x.append(x_batch)
+            check_y.append(y_batch)
+        robust = min(robust_after.values()) if robust_after else clean
+        progress.update(
+            index + 1, [("clean", clean / total), ("robust", robust / total)]
+        )
+    if total == 0:
+        raise ValueError("`x` holds no examples.")
+    attack_accuracy = {name: count / total for name, count in robust_after.items()}
+    robust = min(attack_accuracy.values()) if attack_accuracy else clean / total
+    report = RobustnessReport(
+        clean_accuracy=clean / total,
+        robust_accuracy=robust,
+        attack_accuracy=attack_accuracy,
+        num_examples=total,
+        epsilon=epsilon,
+        norm=norm,
+        protocol=protocol,
+        seconds=0.0,
+        backend=backend.BACKEND,
+        model_name=getattr(classifier, "name", ""),
+    )
+    if checks:
+        x_check = np.concatenate(check_x)[:CHECK_EXAMPLES]
+        y_check = np.concatenate(check_y)[:CHECK_EXAMPLES]
+        _run_checks(report, model, classifier, x_check, y_check, seed)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _num_batches(x, y, batch_size):
+    if y is not None:
+        return int(np.ceil(len(x) / batch_size))
+    try:
+        return len(x)
+    except TypeError:
+        cardinality = getattr(x, "cardinality", None)
+        count = int(cardinality()) if cardinality is not None else -1
+        return count if count >= 0 else None
+
+
+def _accuracy(classifier, x, y):
+    logits = keras.ops.convert_to_numpy(classifier(x, training=False))
+    return float(np.mean(np.asarray(logits).argmax(1) == y))
+
+
+def _run_checks(report, model, classifier, x, y, seed):
+    _check_gradients(report, classifier, x, y)
+    _check_black_box(report)
+    sweep = _check_epsilon_sweep(report, classifier, x, y, seed)
+    _check_training_attack(report, model, classifier, x, y, sweep[0])
+
+
+def _check_gradients(report, classifier, x, y):
+    def total_loss(images):
+        return keras.ops.sum(cross_entropy(y, classifier(images, training=False)))
+
+    gradient = keras.ops.convert_to_numpy(
+        backend.input_gradient(total_loss, keras.ops.convert_to_tensor(x))
+    )
+    gradient = np.asarray(gradient).reshape(len(x), -1)
+    nan = int(np.sum(~np.all(np.isfinite(gradient), axis=1)))
+    zero = int(np.sum(np.all(gradient == 0, axis=1)))
+    report.details["gradient_check"] = {
+        "examples": len(x),
+        "nan": nan,
+        "zero": zero,
+        "mean_abs": float(np.nanmean(np.abs(gradient))),
+    }
+    if nan:
+        report.flags.append(
+            Flag(
+                "nan_gradients",
+                f"{nan} of {len(x)} examples have NaN/Inf input gradients; "
+                "gradient attacks cannot be trusted on them.",
+            )
+        )
+    if zero:
+        report.flags.append(
+            Flag(
+                "zero_gradients",
+                f"{zero} of {len(x)} examples have an exactly zero input "
+                "gradient of the cross-entropy (masked or saturated "
+                "gradients): gradient attacks get no signal there. Look for "
+                "non-differentiable input layers, a softmax output, or "
+                "float16 underflow.",
+            )
+        )
+
+
+def _check_black_box(report):
+    names = list(report.attack_accuracy)
+    for index, name in enumerate(names):
+        if name not in BLACK_BOX_ATTACKS or index == 0:
+            continue
+        before = report.attack_accuracy[names[index - 1]]
+        gained = before - report.attack_accuracy[name]
+        report.details[f"{name}_broke"] = gained
+        if gained > BLACK_BOX_TOLERANCE:
+            report.flags.append(
+                Flag(
+                    "black_box_beats_white_box",
+                    f"{name} (black-box, no gradients) broke {100 * gained:.2f}% "
+                    "of the examples after every white-box attack had failed "
+                    "on them: the gradients look masked.",
+                )
+            )
+
+
+def _check_epsilon_sweep(report, classifier, x, y, seed):
+    accuracies = []
+    for multiplier in EPSILON_MULTIPLIERS:
+        attack = APGD(
+            report.epsilon * multiplier, steps=20, norm=report.norm, seed=seed
+        )
+        x_adv = attack(classifier, x, y)
+        accuracies.append(_accuracy(classifier, x_adv, y))
+    report.details["epsilon_sweep"] = {
+        "attack": "apgd-ce-20",
+        "epsilons": [report.epsilon * m for m in EPSILON_MULTIPLIERS],
+        "accuracy": accuracies,
+    }
+    not_falling = [
+        (smaller, larger)
+        for smaller, larger in zip(accuracies, accuracies[1:])
+        if smaller > 0 and larger >= smaller
+    ]
+    if not_falling:
+        report.flags.append(
+            Flag(
+                "accuracy_not_falling_with_epsilon",
+                "APGD-CE accuracy at epsilon x (1, 2, 4): "
+                + ", ".join(f"{100 * a:.1f}%" for a in accuracies)
+                + ". A larger threat model should break more points.",
+            )
+        )
+    return accuracies
+
+
+def _check_training_attack(report, model, classifier, x, y, apgd_accuracy):
+    attack = getattr(model, "attack", None)
+    if model is classifier or not isinstance(attack, Attack):
+        return
+    if attack.epsilon != report.epsilon or attack.norm != report.norm:
+        report.details["training_attack"] = "skipped: another threat model"
+        return
+    accuracy = _accuracy(classifier, attack(classifier, x, y), y)
+    report.details["training_attack"] = {
+        "attack": repr(attack),
+        "accuracy": accuracy,
+        "apgd_ce_20_accuracy": apgd_accuracy,
+    }
+    if accuracy - apgd_accuracy > TRAINING_ATTACK_TOLERANCE:
+        report.flags.append(
+            Flag(
+                "training_attack_overestimates",
+                f"accuracy under the training attack ({100 * accuracy:.1f}%) is "
+                f"far above APGD-CE's ({100 * apgd_accuracy:.1f}%): a sign of "
+                "catastrophic overfitting or of gradient masking.",
+            )
+        )

@@ -1,0 +1,164 @@
+"""evaluate_robustness: cascade accounting, report round trip, sanity flags."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_robust as kr
+from tests.digits_training import train_on_digits
+from tests.helpers import linear_classifier
+from tests.helpers import to_numpy
+
+EPSILON = 0.1
+
+
+class QuantizedInput(keras.layers.Layer):
+    """Rounds pixels to 4 levels with no gradient: a classic masked defence."""
+
+    def call(self, x):
+        return ops.stop_gradient(ops.round(x * 3.0) / 3.0)
+
+
+def masked(net):
+    inputs = keras.Input(net.input_shape[1:])
+    return keras.Model(inputs, net(QuantizedInput()(inputs)), name="masked")
+
+
+@pytest.fixture
+def test_split(digits):
+    _, (x, y) = digits
+    return x[:120], y[:120]
+
+
+def quick_cascade():
+    return [
+        kr.attacks.PGD(EPSILON, steps=5, seed=0),
+        kr.attacks.APGD(EPSILON, steps=5, seed=0),
+    ]
+
+
+def test_cascade_accuracies_match_a_direct_count(digits, test_split):
+    net = train_on_digits("standard", digits)[0]
+    x, y = test_split
+    report = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=quick_cascade(), batch_size=50, verbose=0
+    )
+    assert report.protocol == "custom" and report.num_examples == 120
+    assert list(report.attack_accuracy) == ["pgd", "apgd"]
+    clean = to_numpy(net(x)).argmax(1) == y
+    assert report.clean_accuracy == pytest.approx(clean.mean())
+    accuracies = [report.clean_accuracy, *report.attack_accuracy.values()]
+    assert accuracies == sorted(accuracies, reverse=True)  # a cascade only removes
+    assert report.robust_accuracy == accuracies[-1] < report.clean_accuracy
+    # The first attack alone, on the whole split, gives the first row.
+    x_adv = to_numpy(kr.attacks.PGD(EPSILON, steps=5, seed=0)(net, x, y))
+    alone = np.mean(clean & (to_numpy(net(x_adv)).argmax(1) == y))
+    assert report.attack_accuracy["pgd"] == pytest.approx(alone, abs=2 / 120)
+
+
+def test_batches_from_an_iterable_give_the_same_report(digits, test_split):
+    net = train_on_digits("standard", digits)[0]
+    x, y = test_split
+    arrays = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=quick_cascade(), batch_size=40, verbose=0
+    )
+    batches = [(x[i : i + 40], y[i : i + 40]) for i in range(0, 120, 40)]
+    iterable = kr.evaluation.evaluate_robustness(
+        net, batches, epsilon=EPSILON, attacks=quick_cascade(), verbose=0
+    )
+    assert iterable.attack_accuracy == arrays.attack_accuracy
+    assert iterable.clean_accuracy == arrays.clean_accuracy
+
+
+def test_no_flag_on_a_normal_model(digits, test_split):
+    net = train_on_digits("standard", digits)[0]
+    x, y = test_split
+    report = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=quick_cascade(), verbose=0
+    )
+    assert report.flags == [], str(report)
+    sweep = report.details["epsilon_sweep"]["accuracy"]
+    assert sweep[0] > sweep[-1]
+    assert report.details["gradient_check"]["zero"] == 0
+
+
+def test_masked_gradients_are_flagged(digits, test_split):
+    net = masked(train_on_digits("standard", digits)[0])
+    x, y = test_split
+    report = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=quick_cascade(), verbose=0
+    )
+    names = {flag.name for flag in report.flags}
+    assert "zero_gradients" in names
+    assert report.details["gradient_check"]["zero"] == len(x)
+    assert "FLAGS" in str(report) and "zero_gradients" in str(report)
+
+
+def test_a_weak_training_attack_is_flagged(digits, test_split):
+    net = train_on_digits("standard", digits)[0]
+    weak = kr.attacks.FGSM(EPSILON, step_size=EPSILON / 100)
+    model = kr.models.AT(net, epsilon=EPSILON, attack=weak)
+    x, y = test_split
+    report = kr.evaluation.evaluate_robustness(
+        model, x, y, epsilon=EPSILON, attacks=quick_cascade(), verbose=0
+    )
+    assert report.model_name == net.name
+    assert "training_attack_overestimates" in {flag.name for flag in report.flags}
+    details = report.details["training_attack"]
+    assert details["accuracy"] > details["apgd_ce_20_accuracy"] + 0.1
+
+
+def test_report_json_round_trip_and_robustbench_fields(tmp_path, digits, test_split):
+    net = masked(train_on_digits("standard", digits)[0])
+    x, y = test_split
+    report = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=quick_cascade(), verbose=0
+    )
+    path = tmp_path / "report.json"
+    report.to_json(path)
+    restored = kr.evaluation.RobustnessReport.from_json(path)
+    assert restored == report
+    record = report.to_dict()
+    assert record["threat_model"] == "Linf" and record["eps"] == EPSILON
+    assert record["clean_acc"] == round(100 * report.clean_accuracy, 2)
+    assert record["robust_acc"] == round(100 * report.robust_accuracy, 2)
+
+
+def test_probability_outputs_warn(test_split):
+    rng = np.random.default_rng(0)
+    logits = linear_classifier(rng.normal(size=(64, 10)), np.zeros(10))
+    inputs = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(inputs)
+    probabilities = keras.Model(inputs, ops.softmax(logits(flat)))
+    x, y = test_split
+    with pytest.warns(UserWarning, match="probabilities"):
+        kr.evaluation.evaluate_robustness(
+            probabilities,
+            x,
+            y,
+            epsilon=EPSILON,
+            attacks=quick_cascade(),
+            checks=False,
+            verbose=0,
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epsilon": None}, "epsilon"),
+        ({"epsilon": -1.0}, "epsilon"),
+        ({"attacks": "strong"}, "attacks"),
+        ({"attacks": []}, "attacks"),
+        ({"norm": "l1"}, "norm"),
+    ],
+)
+def test_bad_arguments(test_split, kwargs, match):
+    x, y = test_split
+    net = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    arguments = {"epsilon": EPSILON, "verbose": 0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        kr.evaluation.evaluate_robustness(net, x, y, **arguments)
