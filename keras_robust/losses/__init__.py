@@ -12,17 +12,24 @@ from keras_robust.losses.common import cross_entropy
 from keras_robust.losses.common import kl_divergence
 from keras_robust.losses.common import weighted_mean
 from keras_robust.losses.mart import mart_loss
+from keras_robust.losses.score import SCORE_DISTANCES
+from keras_robust.losses.score import probability_distance
+from keras_robust.losses.score import score_loss
 from keras_robust.losses.trades import trades_loss
 from keras_robust.losses.weat import WEAT_VARIANTS
 from keras_robust.losses.weat import weat_loss
 from keras_robust.losses.weat import weat_weights
 
 __all__ = [
+    "SCORE_DISTANCES",
     "WEAT_VARIANTS",
     "adversarial_cross_entropy_loss",
     "cross_entropy",
     "kl_divergence",
     "mart_loss",
+    "probability_distance",
+    "score_loss",
+    "soft_margin",
     "trades_loss",
     "weat_loss",
     "weat_weights",
