@@ -1,5 +1,7 @@
 """`RobustValidation`: PGD accuracy on held-out data, keeping the best weights."""
 
+import os
+
 import keras
 import numpy as np
 
@@ -108,6 +110,9 @@ class RobustValidation(keras.callbacks.Callback):
             self.best, self.best_epoch = accuracy, epoch
             self.best_weights = self.model.get_weights()
             if self.filepath is not None:
+                os.makedirs(
+                    os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True
+                )
                 if str(self.filepath).endswith(".keras"):
                     self.model.save(self.filepath)
                 else:

@@ -22,7 +22,7 @@ def robust_accuracy(net, attack, x, y):
 def test_logs_and_restores_the_most_robust_weights(tmp_path, small):
     x, y, xt, yt = small
     attack = kr.attacks.PGD(0.2, step_size=0.05, steps=5, random_start="none")
-    path = tmp_path / "best.weights.h5"
+    path = tmp_path / "runs" / "best.weights.h5"  # a folder that does not exist yet
     callback = kr.callbacks.RobustValidation(
         (xt, yt), attack=attack, filepath=str(path), verbose=0
     )
