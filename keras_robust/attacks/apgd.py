@@ -171,8 +171,8 @@ class APGD(Attack):
                 ops.logical_not(ops.logical_or(broken, fooled)),
                 ops.greater(loss_best, best_loss),
             )
-            result = ops.where(_per_sample(newly_broken, x), adv, result)
-            result = ops.where(_per_sample(higher, x), x_best, result)
+            result = ops.where(norms.per_sample(newly_broken, x), adv, result)
+            result = ops.where(norms.per_sample(higher, x), x_best, result)
             return (
                 result,
                 ops.logical_or(broken, fooled),
@@ -222,7 +222,7 @@ class APGD(Attack):
 
         def iterate(i, s):
             alpha = ops.where(ops.greater(i, 0), self.momentum, 1.0)
-            step = _per_sample(s["step"], x)
+            step = norms.per_sample(s["step"], x)
             z = self.project(
                 s["x"] + step * norms.ascent_direction(s["gradient"], self.norm), x
             )
@@ -235,9 +235,9 @@ class APGD(Attack):
             gradient, loss, fooled_now = evaluate(x_new)
             improved = ops.greater(loss, s["loss_best"])
             loss_best = ops.where(improved, loss, s["loss_best"])
-            x_best = ops.where(_per_sample(improved, x), x_new, s["x_best"])
+            x_best = ops.where(norms.per_sample(improved, x), x_new, s["x_best"])
             gradient_best = ops.where(
-                _per_sample(improved, x), gradient, s["gradient_best"]
+                norms.per_sample(improved, x), gradient, s["gradient_best"]
             )
             increases = s["increases"] + ops.cast(
                 ops.greater(loss, s["loss_previous"]), "float32"
@@ -251,13 +251,15 @@ class APGD(Attack):
             halve = ops.logical_or(oscillating, stalled)
             reduce = ops.logical_and(checkpoint, halve)
             return {
-                "x": ops.where(_per_sample(reduce, x), x_best, x_new),
+                "x": ops.where(norms.per_sample(reduce, x), x_best, x_new),
                 "x_previous": s["x"],
-                "gradient": ops.where(_per_sample(reduce, x), gradient_best, gradient),
+                "gradient": ops.where(
+                    norms.per_sample(reduce, x), gradient_best, gradient
+                ),
                 "x_best": x_best,
                 "gradient_best": gradient_best,
                 "loss_best": loss_best,
-                "adv": ops.where(_per_sample(fooled_now, x), x_new, s["adv"]),
+                "adv": ops.where(norms.per_sample(fooled_now, x), x_new, s["adv"]),
                 "fooled": ops.logical_or(s["fooled"], fooled_now),
                 "step": ops.where(reduce, 0.5 * s["step"], s["step"]),
                 "loss_previous": loss,
@@ -282,8 +284,3 @@ class APGD(Attack):
             momentum=self.momentum,
         )
         return config
-
-
-def _per_sample(values, x):
-    """Reshapes (batch,) values to broadcast against x."""
-    return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))

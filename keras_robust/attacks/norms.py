@@ -21,6 +21,18 @@ def l2_norm(x, keepdims=True):
     return ops.sqrt(ops.sum(ops.square(x), axis=_sample_axes(x), keepdims=keepdims))
 
 
+def distance(delta, norm):
+    """Per-sample size ||delta|| (L-inf or L2) over all non-batch axes, (batch,)."""
+    if norm == "linf":
+        return ops.max(ops.abs(delta), axis=_sample_axes(delta))
+    return l2_norm(delta, keepdims=False)
+
+
+def per_sample(values, x):
+    """(batch,) values reshaped to broadcast against x (masks, step sizes)."""
+    return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
+
+
 def ascent_direction(gradient, norm):
     """Unit steepest-ascent direction of the norm: sign(g) or g / ||g||_2."""
     if norm == "linf":
