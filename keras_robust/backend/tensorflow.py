@@ -62,7 +62,9 @@ class RobustTrainer(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x_adv = tf.stop_gradient(self.generate_adversarial(x, y, training=True))
+        x_adv = tf.nest.map_structure(
+            tf.stop_gradient, self.generate_adversarial(x, y, training=True)
+        )
         with tf.GradientTape() as tape:
             loss, logits = self.compute_robust_loss(
                 x, x_adv, y, sample_weight, training=True
@@ -75,7 +77,9 @@ class RobustTrainer(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x_adv = tf.stop_gradient(self.generate_adversarial(x, y, training=False))
+        x_adv = tf.nest.map_structure(
+            tf.stop_gradient, self.generate_adversarial(x, y, training=False)
+        )
         loss, logits = self.compute_robust_loss(
             x, x_adv, y, sample_weight, training=False
         )

@@ -11,6 +11,9 @@ from keras_robust.losses.common import adversarial_cross_entropy_loss
 from keras_robust.losses.common import cross_entropy
 from keras_robust.losses.common import kl_divergence
 from keras_robust.losses.common import weighted_mean
+from keras_robust.losses.dyart import dyart_loss
+from keras_robust.losses.dyart import dyart_margin_weights
+from keras_robust.losses.dyart import soft_margin
 from keras_robust.losses.mart import mart_loss
 from keras_robust.losses.score import SCORE_DISTANCES
 from keras_robust.losses.score import probability_distance
@@ -25,6 +28,8 @@ __all__ = [
     "WEAT_VARIANTS",
     "adversarial_cross_entropy_loss",
     "cross_entropy",
+    "dyart_loss",
+    "dyart_margin_weights",
     "kl_divergence",
     "mart_loss",
     "probability_distance",

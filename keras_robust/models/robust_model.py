@@ -16,6 +16,11 @@ def _deserialize_optional(config):
     return None if config is None else keras.saving.deserialize_keras_object(config)
 
 
+def _extras(logits):
+    """`{"extras": ...}` when `compute_logits` returned extras, else `{}`."""
+    return {"extras": logits[2]} if len(logits) > 2 else {}
+
+
 class RobustModel(backend.RobustTrainer):
     """Base class of the adversarial training methods.
 
@@ -159,10 +164,22 @@ class RobustModel(backend.RobustTrainer):
         return []
 
     def update_method_trackers(self, y, logits_natural, logits_adversarial):
-        """Updates `method_trackers()` from the logits of the step."""
+        """Updates `method_trackers()` from the logits of the step.
+
+        Methods whose `compute_logits` returns `extras` also receive them
+        here, as the keyword argument `extras`.
+        """
 
     def compute_logits(self, x, x_adv, training):
-        """(f(x), f(x*)) fed to the objective; two separate forward passes."""
+        """(f(x), f(x*)) fed to the objective; two separate forward passes.
+
+        `x_adv` is whatever `generate_adversarial` returned (stop-gradiented):
+        x*, or for a method that overrides it, any structure of tensors.
+        A method may return a third element, a dict of per-sample `extras`
+        (e.g. weights computed by its search); they then reach
+        `compute_objective` and `update_method_trackers` as the keyword
+        argument `extras`.
+        """
         return (
             self.classifier(x, training=training),
             self.classifier(x_adv, training=training),
@@ -179,7 +196,12 @@ class RobustModel(backend.RobustTrainer):
         self.built = True
 
     def generate_adversarial(self, x, y, training=True):
-        """x* for a training step (`training=True`) or for evaluation."""
+        """x* for a training step (`training=True`) or for evaluation.
+
+        The trainer stop-gradients the result and hands it to
+        `compute_logits`; a method that overrides this may return any
+        structure of tensors (x* plus per-sample data of its own).
+        """
         if training:
             forward = self._attack_forward(self.attack_training_mode)
             return self.attack(forward, x, y, seed=self.seed_generator)
@@ -201,18 +223,20 @@ class RobustModel(backend.RobustTrainer):
         return forward
 
     def compute_robust_loss(self, x, x_adv, y, sample_weight=None, training=True):
-        """Returns (loss, (logits_natural, logits_adversarial))."""
-        logits_natural, logits_adversarial = self.compute_logits(x, x_adv, training)
+        """Returns (loss, logits), logits = `compute_logits(...)`'s tuple:
+        (logits_natural, logits_adversarial[, extras])."""
+        logits = tuple(self.compute_logits(x, x_adv, training))
+        logits_natural, logits_adversarial = logits[:2]
         loss = self.compute_objective(
-            y, logits_natural, logits_adversarial, sample_weight
+            y, logits_natural, logits_adversarial, sample_weight, **_extras(logits)
         )
         regularization = [ops.cast(term, "float32") for term in self.losses]
         if regularization:
             loss = loss + ops.sum(ops.stack(regularization))
-        return loss, (logits_natural, logits_adversarial)
+        return loss, logits
 
     def compute_robust_metrics(self, x, y, loss, logits, sample_weight=None):
-        logits_natural, logits_adversarial = logits
+        logits_natural, logits_adversarial = logits[:2]
         self.loss_tracker.update_state(loss, sample_weight=ops.shape(logits_natural)[0])
         labels = labels_lib.to_indices(y, logits_natural.shape[-1])
         predicted = ops.cast(ops.argmax(logits_adversarial, axis=-1), "int32")
@@ -223,7 +247,9 @@ class RobustModel(backend.RobustTrainer):
         self.energy_adversarial_tracker.update_state(
             energy.marginal_energy(logits_adversarial)
         )
-        self.update_method_trackers(y, logits_natural, logits_adversarial)
+        self.update_method_trackers(
+            y, logits_natural, logits_adversarial, **_extras(logits)
+        )
         return self.compute_metrics(x, y, logits_natural, sample_weight)
 
     @property

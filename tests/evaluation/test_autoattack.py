@@ -1,0 +1,74 @@
+"""AutoAttack: the protocol's cascade, exactness on a linear model, flags."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_robust as kr
+from tests.attacks.test_fab import linear_binary_problem
+from tests.digits_training import train_on_digits
+from tests.evaluation.test_evaluate_robustness import masked
+
+
+def test_standard_is_the_four_attack_protocol():
+    autoattack = kr.evaluation.AutoAttack(8 / 255)
+    cascade = autoattack.attacks(num_classes=10)
+    assert list(cascade) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert autoattack.protocol == "autoattack-standard"
+    apgd_ce, apgd_t, fab_t, square = cascade.values()
+    assert (apgd_ce.steps, apgd_ce.loss, apgd_ce.targets, apgd_ce.restarts) == (
+        100,
+        "ce",
+        None,
+        1,
+    )
+    assert (apgd_t.steps, apgd_t.loss, apgd_t.targets) == (100, "dlr", 9)
+    assert (fab_t.steps, fab_t.targets) == (100, 9)
+    assert (square.queries, square.p_init) == (5000, 0.8)
+    assert all(a.epsilon == 8 / 255 for a in cascade.values())
+    fast = kr.evaluation.AutoAttack(8 / 255, version="fast")
+    assert list(fast.attacks(10)) == ["apgd-ce", "apgd-t"]
+    assert fast.protocol == "autoattack-fast"
+    # Fewer classes: every other class is a target; targeted CE below 4 classes.
+    assert autoattack.attacks(2)["apgd-t"].loss == "ce"
+    assert autoattack.attacks(2)["fab-t"].targets == 1
+    with pytest.raises(ValueError, match="version"):
+        kr.evaluation.AutoAttack(8 / 255, version="plus")
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_reaches_the_exact_robust_accuracy_of_a_linear_model(norm):
+    """Robust iff |w.x + b| / ||w||_dual > epsilon (dual of L-inf: L1; of L2: L2)."""
+    linear, x, y, margins, epsilon = linear_binary_problem(norm)
+    # The same model on 2x3 "images", which Square needs.
+    model = keras.Sequential([keras.Input((2, 3, 1)), keras.layers.Flatten(), linear])
+    report = kr.evaluation.evaluate_robustness(
+        model,
+        x.reshape(-1, 2, 3, 1),
+        y,
+        epsilon=epsilon,
+        norm=norm,
+        checks=False,
+        verbose=0,
+    )
+    assert report.protocol == "autoattack-standard"
+    assert report.clean_accuracy == 1.0
+    assert report.robust_accuracy == pytest.approx(np.mean(margins > epsilon))
+    assert report.robust_accuracy == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.slow
+def test_square_flags_a_masked_model(digits):
+    """Gradients are zero, so the white-box attacks fail and Square does not."""
+    net = masked(train_on_digits("standard", digits)[0])
+    _, (x, y) = digits
+    quick = {
+        "apgd-ce": kr.attacks.APGD(0.1, steps=10, seed=0),
+        "square": kr.attacks.Square(0.1, queries=300, seed=0),
+    }
+    report = kr.evaluation.evaluate_robustness(
+        net, x[:100], y[:100], epsilon=0.1, attacks=quick, verbose=0
+    )
+    names = {flag.name for flag in report.flags}
+    assert {"zero_gradients", "black_box_beats_white_box"} <= names, str(report)
+    assert report.attack_accuracy["apgd-ce"] - report.attack_accuracy["square"] > 0.1
