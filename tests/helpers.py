@@ -23,3 +23,18 @@ def linear_classifier(weights, bias):
 
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def linear_binary_problem(norm):
+    """A 2-class linear model, its data and the epsilon that leaves half robust."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=6).astype("float32")
+    x = rng.uniform(0.3, 0.7, size=(400, 6)).astype("float32")
+    b = -float(np.median(x @ w))
+    model = linear_classifier(np.stack([np.zeros(6), w], 1), np.array([0.0, b]))
+    score = x @ w + b
+    dual = np.abs(w).sum() if norm == "linf" else np.linalg.norm(w)
+    margins = np.abs(score) / dual
+    ranked = np.sort(margins)
+    epsilon = float(ranked[200] + ranked[201]) / 2
+    return model, x, (score > 0).astype("int32"), margins, epsilon

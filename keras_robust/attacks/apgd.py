@@ -136,12 +136,9 @@ class APGD(Attack):
         clean_logits = ops.stop_gradient(forward(x))
         num_classes = clean_logits.shape[-1]
         labels = labels_lib.to_indices(y, num_classes)
-        if self.targets is not None and self.targets > num_classes - 1:
-            raise ValueError(
-                f"`targets`={self.targets} exceeds the {num_classes - 1} classes "
-                "other than the true one."
-            )
-        ranking = ops.argsort(clean_logits, axis=-1)  # ascending
+        pick_target = objectives.target_picker(
+            clean_logits, self.targets, self.restarts
+        )
         starts = norms.random_starts(
             x,
             self.runs,
@@ -155,10 +152,7 @@ class APGD(Attack):
 
         def run(index, state):
             result, broken, best_loss = state
-            target = None
-            if self.targets is not None:
-                rank = num_classes - 2 - index // self.restarts
-                target = ops.take(ranking, rank, axis=1)
+            target = pick_target(index)
             adv, fooled, x_best, loss_best = self._ascend(
                 forward,
                 self._objective(labels, target),

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_robust.attacks import norms
+from keras_robust.attacks import objectives
 from keras_robust.attacks.base import Attack
 from keras_robust.attacks.boundary import boundary_search
 from keras_robust.utils import labels as labels_lib
@@ -85,13 +86,10 @@ class FAB(Attack):
         clean_logits = ops.stop_gradient(forward(x))
         num_classes = clean_logits.shape[-1]
         labels = labels_lib.to_indices(y, num_classes)
-        if self.targets is not None and self.targets > num_classes - 1:
-            raise ValueError(
-                f"`targets`={self.targets} exceeds the {num_classes - 1} classes "
-                "other than the true one."
-            )
+        pick_target = objectives.target_picker(
+            clean_logits, self.targets, self.restarts
+        )
         true_mask = labels_lib.to_one_hot(labels, num_classes)
-        ranking = ops.argsort(clean_logits, axis=-1)
         starts = norms.random_starts(
             x,
             self.runs,
@@ -106,23 +104,16 @@ class FAB(Attack):
         def margin_against(target):
             def margin(z):
                 logits = ops.cast(forward(z), "float32")
-                true_logit = ops.sum(true_mask * logits, axis=-1)
                 if target is None:
-                    other = ops.max(ops.where(true_mask > 0, -1e30, logits), axis=-1)
-                else:
-                    other = ops.sum(
-                        labels_lib.to_one_hot(target, num_classes) * logits, axis=-1
-                    )
-                return true_logit - other
+                    return objectives.margin(labels, logits)
+                target_mask = labels_lib.to_one_hot(target, num_classes)
+                return ops.sum((true_mask - target_mask) * logits, axis=-1)
 
             return margin
 
         def run(index, state):
             best, best_distance = state
-            target = None
-            if self.targets is not None:
-                rank = num_classes - 2 - index // self.restarts
-                target = ops.take(ranking, rank, axis=1)
+            target = pick_target(index)
             first = ops.equal(index % self.restarts, 0)
             start = ops.where(first, x, ops.take(starts, index, axis=0))
             found_point, found = boundary_search(

@@ -22,7 +22,7 @@ NEEDS_NATURAL_LOGITS = ("kl", "se")
 ALL = ("ce", "cw", "kl", "se", "dlr")
 
 
-def _margin(labels, logits):
+def margin(labels, logits):
     """f_y - max_{j != y} f_j, per sample."""
     num_classes = logits.shape[-1]
     mask = labels_lib.to_one_hot(
@@ -40,7 +40,7 @@ def objective_fn(name, targeted, labels, natural_logits=None):
         return lambda logits: sign * losses.cross_entropy(labels, logits)
     if name == "cw":
         sign = 1.0 if targeted else -1.0
-        return lambda logits: sign * _margin(labels, ops.cast(logits, "float32"))
+        return lambda logits: sign * margin(labels, ops.cast(logits, "float32"))
     if name == "kl":
         return lambda logits: losses.kl_divergence(natural_logits, logits)
     if name == "se":
@@ -62,7 +62,7 @@ def objective_fn(name, targeted, labels, natural_logits=None):
             logits = ops.cast(logits, "float32")
             ranked = ops.sort(logits, axis=-1)
             scale = ranked[:, -1] - ranked[:, -3] + 1e-12
-            return -_margin(labels, logits) / scale
+            return -margin(labels, logits) / scale
 
         return dlr
     raise ValueError(f"Unknown attack loss {name!r}.")
@@ -93,6 +93,25 @@ def targeted_dlr(labels, targets):
         return -gap / scale
 
     return dlr
+
+
+def target_picker(clean_logits, targets, restarts):
+    """`run -> target labels` of the targeted attacks APGD-T and FAB-T.
+
+    Run r attacks, for every sample, the (r // restarts + 2)-th most likely
+    class of the clean input: the runs go through the `targets` most likely
+    wrong classes, `restarts` runs each. Untargeted (`targets` None): None.
+    """
+    if targets is None:
+        return lambda run: None
+    num_classes = clean_logits.shape[-1]
+    if targets > num_classes - 1:
+        raise ValueError(
+            f"`targets`={targets} exceeds the {num_classes - 1} classes other "
+            "than the true one."
+        )
+    ranking = ops.argsort(clean_logits, axis=-1)  # ascending
+    return lambda run: ops.take(ranking, num_classes - 2 - run // restarts, axis=1)
 
 
 def success(logits, labels, targeted):

@@ -297,7 +297,7 @@ class Square(Attack):
     def _scores(self, logits, labels):
         """(margin, loss to minimise) per sample."""
         logits = ops.cast(logits, "float32")
-        margin = objectives._margin(labels, logits)
+        margin = objectives.margin(labels, logits)
         if self.loss == "margin":
             return margin, margin
         return margin, -losses.cross_entropy(labels, logits)

@@ -5,24 +5,9 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
-from tests.helpers import linear_classifier
+from tests.helpers import linear_binary_problem
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
-
-
-def linear_binary_problem(norm):
-    """A 2-class linear model, its data and the epsilon that leaves half robust."""
-    rng = np.random.default_rng(1)
-    w = rng.normal(size=6).astype("float32")
-    x = rng.uniform(0.3, 0.7, size=(400, 6)).astype("float32")
-    b = -float(np.median(x @ w))
-    model = linear_classifier(np.stack([np.zeros(6), w], 1), np.array([0.0, b]))
-    score = x @ w + b
-    dual = np.abs(w).sum() if norm == "linf" else np.linalg.norm(w)
-    margins = np.abs(score) / dual
-    ranked = np.sort(margins)
-    epsilon = float(ranked[200] + ranked[201]) / 2
-    return model, x, (score > 0).astype("int32"), margins, epsilon
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
-from tests.attacks.test_fab import linear_binary_problem
 from tests.digits_training import train_on_digits
 from tests.evaluation.test_evaluate_robustness import masked
+from tests.helpers import linear_binary_problem
 
 
 def test_standard_is_the_four_attack_protocol():
