@@ -43,11 +43,10 @@ def _per_sample_norm(flat, norm):
 def margin_and_gradient(margin_fn, x):
     """Per-sample margin g(x_i) and its input gradient, in one backward pass.
 
-    The batch is packed with one extra coordinate s_i = 1 per sample, and the
-    input gradient of sum_i s_i g(x_i) is taken: its x part is grad g(x_i),
-    its s part is g(x_i). One forward and one backward pass, through
-    `kr.backend.input_gradient`, give both. `margin_fn` must treat samples
-    independently (e.g. a classifier in inference mode).
+    The input gradient of sum_i g(x_i) is grad g(x_i) for every sample, since
+    `margin_fn` must treat samples independently (e.g. a classifier in
+    inference mode); `kr.backend.input_gradient_with_aux` returns it with the
+    per-sample values from the same forward pass.
 
     Args:
         margin_fn: maps a batch shaped like `x` to a (batch,) margin.
@@ -60,17 +59,13 @@ def margin_and_gradient(margin_fn, x):
     >>> values, grads = margin_and_gradient(
     ...     lambda z: kr.losses.soft_margin(net(z, training=False), y), x)
     """
-    x = ops.cast(x, "float32")
-    shape = (-1,) + tuple(x.shape[1:])
-    flat = _flat(x)
-    packed = ops.concatenate([flat, ops.ones_like(flat[:, :1])], axis=1)
 
     def total(z):
-        value = ops.cast(margin_fn(ops.reshape(z[:, :-1], shape)), "float32")
-        return ops.sum(z[:, -1] * ops.reshape(value, (-1,)))
+        values = ops.reshape(ops.cast(margin_fn(z), "float32"), (-1,))
+        return ops.sum(values), values
 
-    gradient = backend.input_gradient(total, packed)
-    return gradient[:, -1], ops.reshape(gradient[:, :-1], shape)
+    gradient, values = backend.input_gradient_with_aux(total, ops.cast(x, "float32"))
+    return values, gradient
 
 
 def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
@@ -144,7 +139,7 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
     return direction * ops.minimum(rho * speed, room)
 
 
-def _check_arguments(steps, norm, init_radius, alpha_max, overshoot, backtrack):
+def check_search_arguments(steps, norm, init_radius, alpha_max, overshoot, backtrack):
     steps = validation.positive_integer(steps, "steps")
     norm = validation.norm_name(norm)
     init_radius = validation.positive_number(init_radius, "init_radius", True)
@@ -278,7 +273,7 @@ def boundary_search(
             f"`margin_fn` must be a callable batch -> (batch,) margin, got "
             f"{type(margin_fn).__name__}."
         )
-    steps, norm, init_radius, alpha_max, overshoot, backtrack = _check_arguments(
+    steps, norm, init_radius, alpha_max, overshoot, backtrack = check_search_arguments(
         steps, norm, init_radius, alpha_max, overshoot, backtrack
     )
     refine_steps = _check_refine_steps(refine_steps)
@@ -455,7 +450,9 @@ class BoundarySearch(Attack):
             self.alpha_max,
             self.overshoot,
             self.backtrack,
-        ) = _check_arguments(steps, norm, epsilon, alpha_max, overshoot, backtrack)
+        ) = check_search_arguments(
+            steps, norm, epsilon, alpha_max, overshoot, backtrack
+        )
         self.temperature = (
             None
             if temperature is None

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
+from keras_robust.attacks import boundary
 from keras_robust.attacks import norms
 from keras_robust.attacks import objectives
 from keras_robust.attacks.base import Attack
-from keras_robust.attacks.boundary import boundary_search
 from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
 
@@ -68,14 +68,20 @@ class FAB(Attack):
         seed=None,
     ):
         super().__init__(epsilon, norm, clip_min, clip_max, seed)
-        self.steps = validation.positive_integer(steps, "steps")
+        (
+            self.steps,
+            _,
+            _,
+            self.alpha_max,
+            self.overshoot,
+            self.backtrack,
+        ) = boundary.check_search_arguments(
+            steps, norm, epsilon, alpha_max, overshoot, backtrack
+        )
         self.targets = (
             None if targets is None else validation.positive_integer(targets, "targets")
         )
         self.restarts = validation.positive_integer(restarts, "restarts")
-        self.alpha_max = validation.positive_number(alpha_max, "alpha_max")
-        self.overshoot = validation.positive_number(overshoot, "overshoot")
-        self.backtrack = validation.positive_number(backtrack, "backtrack")
 
     @property
     def runs(self):
@@ -116,7 +122,7 @@ class FAB(Attack):
             target = pick_target(index)
             first = ops.equal(index % self.restarts, 0)
             start = ops.where(first, x, ops.take(starts, index, axis=0))
-            found_point, found = boundary_search(
+            found_point, found = boundary.boundary_search(
                 margin_against(target),
                 x,
                 steps=self.steps,
