@@ -14,10 +14,11 @@ gradients, so a good implementation stays below 1.0.
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
+
+from _workers import jit_configurations
+from _workers import print_header
+from _workers import run_worker
 
 STEPS_PER_EPOCH = 8
 
@@ -80,32 +81,22 @@ def main():
         worker(args.batch, args.steps, jit)
         return
 
-    configurations = []
-    for backend in args.backends:
-        configurations.append((backend, "auto"))
-        if backend == "tensorflow":
-            configurations.append((backend, "true"))
     k = args.steps
     print(f"batch {args.batch}, 32x32x3, SmallCNN, K = {k}; seconds per step")
     header = (
         f"{'backend':<12}{'jit':<6}{'clean':>9}{'AT':>9}{'TRADES':>9}"
         f"{'AT/((K+1)clean)':>17}{'TRADES/((K+2)clean)':>21}{'compile+epoch AT':>18}"
     )
-    print(header)
-    print("-" * len(header))
-    for backend, jit in configurations:
-        environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        completed = subprocess.run(
-            [sys.executable, __file__, "--worker", "--jit", jit]
-            + ["--batch", str(args.batch), "--steps", str(k)],
-            env=environment,
-            capture_output=True,
-            text=True,
+    print_header(header)
+    for backend, jit in jit_configurations(args.backends):
+        r, error = run_worker(
+            __file__,
+            backend,
+            ["--jit", jit, "--batch", str(args.batch), "--steps", str(k)],
         )
-        if completed.returncode != 0:
-            print(f"{backend:<12}{jit:<6}failed: {completed.stderr.strip()[-300:]}")
+        if error:
+            print(f"{backend:<12}{jit:<6}failed: {error}")
             continue
-        r = json.loads(completed.stdout.strip().splitlines()[-1])
         clean, at, trades = (r[m]["step_s"] for m in ("clean", "AT", "TRADES"))
         print(
             f"{backend:<12}{jit:<6}{clean:>9.4f}{at:>9.4f}{trades:>9.4f}"

@@ -13,8 +13,10 @@ from keras_robust import callbacks
 from keras_robust import datasets
 from keras_robust import energy
 from keras_robust import evaluation
+from keras_robust import generation
 from keras_robust import layers
 from keras_robust import losses
+from keras_robust import metrics
 from keras_robust import models
 
 __version__ = "0.1.0"
@@ -27,7 +29,9 @@ __all__ = [
     "datasets",
     "energy",
     "evaluation",
+    "generation",
     "layers",
     "losses",
+    "metrics",
     "models",
 ]

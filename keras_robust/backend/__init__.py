@@ -14,9 +14,12 @@ Keras layers. This package supplies, per backend:
   the logits at the point they differentiate, such as APGD).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
   that value checks only run where data is concrete.
-- `compile_attack(perturb, forward, variables, seed, draw_seed)`: an eager
-  attack call compiled once and reused (weights passed as arguments on JAX),
-  so attacking batch after batch does not re-trace the attack loop.
+- `compile_attack(perturb, forward, variables, seed, draw_seed,
+  jit_compile=False)`: an eager attack call (or Langevin chain) compiled once
+  and reused (weights passed as arguments on JAX), so attacking batch after
+  batch does not re-trace the loop; TensorFlow uses XLA when `jit_compile`.
+- `resolve_jit_compile(jit_compile)`: what `jit_compile="auto"` means here
+  (Keras' rule: JAX always XLA; TensorFlow XLA only with a GPU).
 - `compile_function(fn, jit_compile=True)`: compile a function such as an
   attack call (`tf.function` / `jax.jit`), for tests and one-off use. Under
   `jax.jit` the weights `fn` reads are frozen into the compiled function:
@@ -39,6 +42,7 @@ if BACKEND == "tensorflow":
     from keras_robust.backend.tensorflow import input_gradient
     from keras_robust.backend.tensorflow import input_gradient_with_aux
     from keras_robust.backend.tensorflow import is_tracing
+    from keras_robust.backend.tensorflow import resolve_jit_compile
 elif BACKEND == "jax":
     from keras_robust.backend.jax import RobustTrainer
     from keras_robust.backend.jax import compile_attack
@@ -46,6 +50,7 @@ elif BACKEND == "jax":
     from keras_robust.backend.jax import input_gradient
     from keras_robust.backend.jax import input_gradient_with_aux
     from keras_robust.backend.jax import is_tracing
+    from keras_robust.backend.jax import resolve_jit_compile
 else:
     from keras_robust.backend.unsupported import RobustTrainer
     from keras_robust.backend.unsupported import compile_attack
@@ -53,6 +58,7 @@ else:
     from keras_robust.backend.unsupported import input_gradient
     from keras_robust.backend.unsupported import input_gradient_with_aux
     from keras_robust.backend.unsupported import is_tracing
+    from keras_robust.backend.unsupported import resolve_jit_compile
 
 __all__ = [
     "BACKEND",
@@ -63,4 +69,5 @@ __all__ = [
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "resolve_jit_compile",
 ]

@@ -25,18 +25,24 @@ def is_tracing(x):
     return isinstance(x, jax.core.Tracer)
 
 
+def resolve_jit_compile(jit_compile):
+    del jit_compile  # JAX always compiles with XLA.
+    return True
+
+
 def compile_function(fn, jit_compile=True):
     del jit_compile  # JAX always compiles with XLA.
     return jax.jit(fn)
 
 
-def compile_attack(perturb, forward, variables, seed, draw_seed):
+def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=False):
     """`call(x, y) -> x_adv` running `perturb` under one `jax.jit`.
 
     The weights are arguments of the compiled function, not constants, so
     one compilation serves every later call, whatever the weights are then.
     A `SeedGenerator` seed is threaded through as state and advanced.
     """
+    del jit_compile  # JAX always compiles with XLA.
     if variables is None:
         return None
     variables = list(variables)

@@ -38,18 +38,28 @@ def is_tracing(x):
     return not tf.executing_eagerly()
 
 
+def resolve_jit_compile(jit_compile):
+    """`"auto"`: XLA only with a GPU (XLA:CPU convolutions are ~2x slower)."""
+    if jit_compile == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(jit_compile)
+
+
 def compile_function(fn, jit_compile=True):
     return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def compile_attack(perturb, forward, variables, seed, draw_seed):
+def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=False):
     """`call(x, y) -> x_adv` running `perturb` as one TensorFlow graph.
 
-    A graph, not XLA: its random draws match eager ones for the same seed.
+    By default a graph, not XLA: its random draws match eager ones for the
+    same seed. `jit_compile=True` compiles it with XLA.
     """
     del variables, seed  # A graph reads variables and seed state directly.
     return tf.function(
-        lambda x, y: perturb(forward, x, y, draw_seed), reduce_retracing=True
+        lambda x, y: perturb(forward, x, y, draw_seed),
+        jit_compile=jit_compile,
+        reduce_retracing=True,
     )
 
 

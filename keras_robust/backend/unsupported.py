@@ -28,7 +28,11 @@ def is_tracing(x):
     return False
 
 
-def compile_attack(perturb, forward, variables, seed, draw_seed):
+def resolve_jit_compile(jit_compile):
+    return False
+
+
+def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=False):
     return None
 
 

@@ -1,0 +1,44 @@
+"""Runs a benchmark's worker in a fresh process per backend.
+
+Keras fixes its backend at import, so a table that compares backends has
+its parent process start one worker per configuration and read the JSON
+line the worker prints last.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run_worker(script, backend, arguments):
+    """(result dict, None) from `script --worker ...` on `backend`, or (None, error)."""
+    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    completed = subprocess.run(
+        [sys.executable, script, "--worker", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode != 0:
+        return None, completed.stderr.strip()[-300:]
+    return json.loads(completed.stdout.strip().splitlines()[-1]), None
+
+
+def jit_configurations(backends):
+    """(backend, jit) pairs: every backend's default, plus XLA on TensorFlow.
+
+    "auto" is what a user gets (TensorFlow: a graph on CPU; JAX: XLA); the
+    extra TensorFlow row shows what forcing XLA costs.
+    """
+    configurations = []
+    for backend in backends:
+        configurations.append((backend, "auto"))
+        if backend == "tensorflow":
+            configurations.append((backend, "true"))
+    return configurations
+
+
+def print_header(header):
+    print(header)
+    print("-" * len(header))
