@@ -18,6 +18,7 @@ from keras_robust import layers
 from keras_robust import losses
 from keras_robust import metrics
 from keras_robust import models
+from keras_robust import schedules
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,5 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "schedules",
 ]

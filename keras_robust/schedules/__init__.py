@@ -1,0 +1,5 @@
+"""Learning-rate schedules of the robust-training references."""
+
+from keras_robust.schedules.one_cycle import OneCycle
+
+__all__ = ["OneCycle"]

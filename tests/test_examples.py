@@ -1,0 +1,40 @@
+"""The examples' smoke paths run end to end (in a subprocess, as users run them)."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_cifar10_weat_smoke_writes_every_output(tmp_path):
+    out = tmp_path / "weat"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "examples", "cifar10_weat.py"),
+            "--smoke",
+            "--backend",
+            keras.backend.backend(),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"backend {keras.backend.backend()}" in completed.stdout
+    for name in (
+        "model.keras",
+        "history.csv",
+        "report.json",
+        "energy_phases.png",
+        "samples.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
