@@ -23,7 +23,9 @@ class AT(RobustModel):
 
     Args:
         classifier: a Keras model returning logits.
-        epsilon: default 8/255. step_size: default 2/255. steps: default 10.
+        epsilon: default 8/255.
+        step_size: default 2/255.
+        steps: default 10.
         norm: "linf" (default) or "l2".
         attack, eval_attack, attack_training_mode, seed: see `RobustModel`.
 
