@@ -9,15 +9,19 @@ not need TensorFlow on the JAX backend.
 from keras_robust.datasets.digits import load_digits
 from keras_robust.utils import validation
 
-# name -> (tfds name or None, splits, padding of the random crop, flip).
+# name -> (tfds name or None, splits, padding of the random crop, flip,
+# whether the train split is augmented by default).
 # SVHN and digits are not flipped: a mirrored digit is not the same digit.
 # Digits are 8x8, so the crop pads 1 pixel: the same 1/8 of the side as the
-# 4 pixels of the 32x32 data sets.
+# 4 pixels of the 32x32 data sets. Digits are not augmented by default: a
+# 1-pixel shift of an 8x8 digit is a large change, and WEAT on digits (30
+# epochs, eps 0.2) measured 91.1% clean / 20.7% AutoAttack-fast accuracy with
+# it against 95.1% / 48.9% without.
 _DATASETS = {
-    "cifar10": ("cifar10", ("train", "test"), 4, True),
-    "cifar100": ("cifar100", ("train", "test"), 4, True),
-    "svhn": ("svhn_cropped", ("train", "test", "extra"), 4, False),
-    "digits": (None, ("train", "test"), 1, False),
+    "cifar10": ("cifar10", ("train", "test"), 4, True, True),
+    "cifar100": ("cifar100", ("train", "test"), 4, True, True),
+    "svhn": ("svhn_cropped", ("train", "test", "extra"), 4, False, True),
+    "digits": (None, ("train", "test"), 1, False, False),
 }
 
 # Enough to hold CIFAR's whole training set: an exact per-epoch permutation.
@@ -66,7 +70,9 @@ def load(
         split: `"train"`, `"test"`, or `"extra"` (SVHN only).
         batch_size: images per batch, an integer >= 1.
         augment: random crop (and flip) each image. `None` means `True` for
-            the train split and `False` otherwise.
+            the train split of cifar10, cifar100 and svhn, and `False`
+            otherwise (digits: a 1-pixel shift of an 8x8 digit cost WEAT 28
+            points of AutoAttack accuracy).
         shuffle: reshuffle the examples every epoch. `None` means `True` for
             the train split and `False` otherwise.
         seed: integer seed of the shuffling and the augmentation. With a seed,
@@ -102,7 +108,7 @@ def load(
     if isinstance(name, str) and name.lower() in _DATASETS:
         name = name.lower()
     validation.one_of(name, "name", tuple(_DATASETS))
-    tfds_name, splits, padding, flip = _DATASETS[name]
+    tfds_name, splits, padding, flip, augment_train = _DATASETS[name]
     base_split = split.split("[", 1)[0].strip() if isinstance(split, str) else split
     if base_split not in splits or (tfds_name is None and base_split != split):
         slicing = "" if tfds_name is None else " (optionally with a tfds slice)"
@@ -114,7 +120,7 @@ def load(
     if seed is not None:
         seed = validation.non_negative_integer(seed, "seed")
     is_train = base_split == "train"
-    augment = is_train if augment is None else bool(augment)
+    augment = (is_train and augment_train) if augment is None else bool(augment)
     shuffle = is_train if shuffle is None else bool(shuffle)
     # Distinct seeds, so that the order and the augmentation are independent.
     shuffle_seed = None if seed is None else 2 * seed

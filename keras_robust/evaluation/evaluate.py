@@ -25,6 +25,8 @@ BLACK_BOX_TOLERANCE = 0.01
 # How far accuracy under the training attack may exceed APGD's.
 TRAINING_ATTACK_TOLERANCE = 0.1
 BLACK_BOX_ATTACKS = ("square",)
+# Losses of training attacks whose accuracy is comparable with APGD-CE's.
+MISCLASSIFICATION_LOSSES = ("ce", "cw", "dlr")
 
 
 class _Cascade:
@@ -90,9 +92,10 @@ def evaluate_robustness(
     - "accuracy_not_falling_with_epsilon": APGD-CE (20 steps) accuracy does
       not fall from epsilon to 2 epsilon to 4 epsilon;
     - "training_attack_overestimates": for a `kr.models.RobustModel` whose
-      training threat model matches, accuracy under its own training attack
-      is more than 10 points above APGD-CE's (catastrophic overfitting of
-      FGSM training looks like this).
+      training threat model matches and whose training attack maximises
+      misclassification (CE, CW or DLR loss; not TRADES' KL attack),
+      accuracy under its own training attack is more than 10 points above
+      APGD-CE's (catastrophic overfitting of FGSM training looks like this).
 
     Args:
         model: a Keras classifier returning logits, or a `kr.models`
@@ -285,6 +288,13 @@ def _check_training_attack(report, model, classifier, x, y, apgd_accuracy):
         return
     if attack.epsilon != report.epsilon or attack.norm != report.norm:
         report.details["training_attack"] = "skipped: another threat model"
+        return
+    if getattr(attack, "loss", None) not in MISCLASSIFICATION_LOSSES:
+        # TRADES' KL attack (or SCORE's SE attack) does not aim at
+        # misclassification, so its accuracy says nothing about overfitting.
+        report.details["training_attack"] = (
+            "skipped: the training attack does not maximise misclassification"
+        )
         return
     accuracy = _accuracy(classifier, attack(classifier, x, y), y)
     report.details["training_attack"] = {
