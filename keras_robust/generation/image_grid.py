@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from keras_robust.utils import plotting
+from keras_robust.utils import validation
 
 
 def image_grid(images, nrow=None, padding=1, pad_value=1.0):
@@ -30,8 +31,7 @@ def image_grid(images, nrow=None, padding=1, pad_value=1.0):
     count, height, width, channels = images.shape
     if nrow is None:
         nrow = int(np.ceil(np.sqrt(count)))
-    if isinstance(nrow, bool) or not isinstance(nrow, numbers.Integral) or nrow < 1:
-        raise ValueError(f"`nrow` must be an integer >= 1, got {nrow!r}.")
+    nrow = validation.positive_integer(nrow, "nrow")
     if (
         isinstance(padding, bool)
         or not isinstance(padding, numbers.Integral)

@@ -184,7 +184,7 @@ class _ClassFitted(Initializer):
                     f"Class {label} has {len(members)} image(s) in `x`; "
                     "fitting a class distribution needs at least 2 per class."
                 )
-            validation.check_images(members, *self.clip, name="x")
+            _check_in_clip(members, self.clip, "x")
             mean, scatter = _mean_and_scatter(members)
             results.append(self._fit_class(mean, scatter, len(members)))
         self._store(results)
@@ -375,6 +375,18 @@ def _mean_and_scatter(members, chunk=4096):
         centred = members[start : start + chunk].astype("float64") - mean
         scatter += centred.T @ centred
     return mean, scatter
+
+
+def _check_in_clip(images, clip, name):
+    """Floating, finite images inside `clip`, with advice about `clip`."""
+    validation.check_images(
+        images,
+        *clip,
+        name=name,
+        range_text=f"`clip` = ({clip[0]}, {clip[1]})",
+        advice="Rescale them (pixels in [0, 1] by default) or pass the range "
+        "they live in as `clip`.",
+    )
 
 
 def _check_labels(labels, num_classes):

@@ -162,7 +162,7 @@ class LangevinSampler:
         Returns:
             as `sample`.
         """
-        validation.check_images(x0, *self.clip, name="x0")
+        initializers_lib._check_in_clip(x0, self.clip, "x0")
         x0 = np.asarray(keras.ops.convert_to_numpy(x0), dtype="float32")
         if x0.ndim < 2:
             raise ValueError(

@@ -36,23 +36,16 @@ def check_images(images, name="images"):
             f"`{name}` must be images of shape (batch, height, width, channels); "
             f"got shape {images.shape}."
         )
-    if not np.issubdtype(images.dtype, np.floating):
-        raise TypeError(
-            f"`{name}` has dtype {images.dtype}; kr.metrics expects floating "
-            f"images in [0, 1]. Convert them first, e.g. "
-            f"`{name}.astype('float32') / 255` for 8-bit images."
-        )
-    if images.size == 0:
-        return
-    if not np.all(np.isfinite(images)):
-        raise ValueError(f"`{name}` contains NaN or Inf values.")
-    low, high = float(images.min()), float(images.max())
-    if low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(
-            f"`{name}` has values in [{low:.4g}, {high:.4g}]; kr.metrics expects "
-            "images in [0, 1]. Rescale them, e.g. `(x + 1) / 2` for a generator "
-            "with a tanh output or `x / 255` for 8-bit pixels."
-        )
+    validation.check_images(
+        images,
+        0.0,
+        1.0,
+        name=name,
+        range_text="[0, 1]",
+        advice="kr.metrics expects images in [0, 1]: rescale them, e.g. "
+        "`(x + 1) / 2` for a generator with a tanh output or `x / 255` for "
+        "8-bit pixels.",
+    )
 
 
 class DefaultExtractor:

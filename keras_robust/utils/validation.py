@@ -70,13 +70,27 @@ def clip_range(clip_min, clip_max):
     return float(clip_min), float(clip_max)
 
 
-def check_images(x, clip_min, clip_max, name="x"):
-    """Concrete images: floating dtype, finite, inside [clip_min, clip_max]."""
+ATTACK_RANGE_ADVICE = (
+    "Rescale the inputs (keras_robust expects pixels in [0, 1] by default) or "
+    "set `clip_min`/`clip_max` on the attack to the range your inputs live in."
+)
+
+
+def check_images(x, clip_min, clip_max, name="x", range_text=None, advice=None):
+    """Concrete images: floating dtype, finite, inside [clip_min, clip_max].
+
+    `range_text` names the valid range in messages (default
+    "[clip_min, clip_max] = [lo, hi]", the attacks' arguments) and `advice`
+    ends the out-of-range message (default: rescale or set the attack's
+    clip range), so that each caller points at its own arguments.
+    """
+    if range_text is None:
+        range_text = f"[clip_min, clip_max] = [{clip_min}, {clip_max}]"
     array = np.asarray(keras.ops.convert_to_numpy(x))
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(
             f"`{name}` has dtype {array.dtype}; keras_robust expects floating "
-            f"images in [clip_min, clip_max] = [{clip_min}, {clip_max}]. Convert "
+            f"images in {range_text}. Convert "
             f"them first, e.g. `{name}.astype('float32') / 255` for 8-bit images."
         )
     if array.size == 0:
@@ -88,10 +102,7 @@ def check_images(x, clip_min, clip_max, name="x"):
     if low < clip_min - tolerance or high > clip_max + tolerance:
         raise ValueError(
             f"`{name}` has values in [{low:.4g}, {high:.4g}], outside the valid "
-            f"input range [clip_min, clip_max] = [{clip_min}, {clip_max}]. "
-            "Rescale the inputs (keras_robust expects pixels in [0, 1] by "
-            "default) or set `clip_min`/`clip_max` on the attack to the range "
-            "your inputs live in."
+            f"input range {range_text}. {advice or ATTACK_RANGE_ADVICE}"
         )
 
 
