@@ -583,26 +583,45 @@ class _LossLog(keras.callbacks.Callback):
         self.losses.append(float(logs["loss"]))
 
 
-def _tiny_model(method, optimizer=None):
+class _NaNLogitsForWhiteImages(keras.layers.Layer):
+    """In training mode, adds NaN to the logits of (nearly) white images.
+
+    A finite input that yields a NaN loss (NaN/Inf inputs and sample weights
+    never reach the step: tests/models/test_nonfinite_batches.py). The attack
+    runs in inference mode, so it still sees finite logits and gradients.
+    """
+
+    def call(self, images, logits, training=False):
+        if not training:
+            return logits
+        white = ops.mean(images, axis=(1, 2, 3)) > 0.9
+        return logits + ops.where(white, np.nan, 0.0)[:, None]
+
+
+def _tiny_model(method, optimizer=None, nan_for_white_images=False):
     net = kr.architectures.SmallCNN(10, (8, 8, 1), filters=(4,), dense_units=0)
+    if nan_for_white_images:
+        images = keras.Input((8, 8, 1))
+        net = keras.Model(images, _NaNLogitsForWhiteImages()(images, net(images)))
     kwargs = {"search_steps": 2} if method == "DyART" else {}
     if method not in ("FastAT", "DyART"):
         kwargs["steps"] = 2
+    if nan_for_white_images:
+        kwargs["attack_training_mode"] = False
     model = getattr(kr.models, method)(net, epsilon=0.1, seed=0, **kwargs)
     model.compile(optimizer=optimizer or keras.optimizers.SGD(0.05))
     return model
 
 
-def _fit_with_nan_weight(digits, method, callbacks):
+def _fit_with_nan_loss(digits, method, callbacks):
     (x, y), _ = digits
-    weights = np.ones(NUM_SAMPLES, "float32")
-    weights[NAN_SAMPLE] = np.nan  # the loss of that batch is NaN
-    model = _tiny_model(method)
+    x = np.array(x[:NUM_SAMPLES])
+    x[NAN_SAMPLE] = 1.0  # a white image: the loss of its batch is NaN
+    model = _tiny_model(method, nan_for_white_images=True)
     log = _LossLog()
     history = model.fit(
-        x[:NUM_SAMPLES],
+        x,
         y[:NUM_SAMPLES],
-        sample_weight=weights,
         batch_size=BATCH,
         epochs=EPOCHS,
         shuffle=False,
@@ -614,7 +633,7 @@ def _fit_with_nan_weight(digits, method, callbacks):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_terminate_on_nan_stops_training_at_the_nan_batch(digits, method):
-    model, history, losses = _fit_with_nan_weight(
+    model, history, losses = _fit_with_nan_loss(
         digits, method, [keras.callbacks.TerminateOnNaN()]
     )
     nan_batch = NAN_SAMPLE // BATCH
@@ -627,7 +646,7 @@ def test_terminate_on_nan_stops_training_at_the_nan_batch(digits, method):
 
 def test_without_terminate_on_nan_training_runs_on(digits):
     # The control of the test above: the NaN alone does not stop `fit`.
-    _, history, losses = _fit_with_nan_weight(digits, "TRADES", [])
+    _, history, losses = _fit_with_nan_loss(digits, "TRADES", [])
     assert len(losses) == EPOCHS * NUM_SAMPLES // BATCH
     assert len(history.history["loss"]) == EPOCHS
     assert np.all(np.isnan(history.history["loss"]))
@@ -635,7 +654,7 @@ def test_without_terminate_on_nan_training_runs_on(digits):
 
 def test_terminate_on_nan_can_raise(digits):
     with pytest.raises(RuntimeError, match="NaN or Inf loss encountered at batch 2"):
-        _fit_with_nan_weight(
+        _fit_with_nan_loss(
             digits, "AT", [keras.callbacks.TerminateOnNaN(raise_error=True)]
         )
 

@@ -8,6 +8,7 @@ and read the updated values back from the scope.
 """
 
 import jax
+import jax.numpy as jnp
 import keras
 
 
@@ -81,12 +82,47 @@ def _run_stateless(fn, variables, values):
     return outputs, new_values
 
 
+def _keep_if(finite, new, old):
+    """`new` where the batch was finite, else `old` (elementwise select)."""
+    return jax.tree.map(
+        lambda n, o: jnp.where(finite, n, o),
+        [list(part) for part in new],
+        [list(part) for part in old],
+    )
+
+
 class RobustTrainer(keras.Model):
-    """`train_step`/`test_step` for `RobustModel` on JAX (stateless)."""
+    """`train_step`/`test_step` for `RobustModel` on JAX (stateless).
+
+    A batch with NaN/Inf values runs the step like any other, but its new
+    state is discarded by an elementwise select (cheaper than `lax.cond`
+    around stateful Keras code); only the `skipped_batches` count changes.
+    """
 
     def train_step(self, state, data):
-        trainable, non_trainable, optimizer_values, metric_values = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        finite = self.batch_is_finite(x, y, sample_weight)
+        new_state = self._train_on_batch(state, x, y, sample_weight)
+        return self._skip_unless(finite, new_state, state)
+
+    def test_step(self, state, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        finite = self.batch_is_finite(x, y, sample_weight)
+        new_state = self._test_on_batch(state, x, y, sample_weight)
+        return self._skip_unless(finite, new_state, state)
+
+    def _skip_unless(self, finite, new_state, state):
+        """(logs, state): `new_state` if `finite`, else `state`, plus the count."""
+        state = _keep_if(finite, new_state, state)
+        logs, metric_values = _run_stateless(
+            lambda: self.count_skipped_batches(jnp.logical_not(finite)),
+            self.metrics_variables,
+            state[-1],
+        )
+        return logs, (*state[:-1], metric_values)
+
+    def _train_on_batch(self, state, x, y, sample_weight):
+        trainable, non_trainable, optimizer_values, metric_values = state
         model_variables = self.trainable_variables + self.non_trainable_variables
         num_trainable = len(trainable)
 
@@ -119,16 +155,15 @@ class RobustTrainer(keras.Model):
         trainable, optimizer_values = self.optimizer.stateless_apply(
             optimizer_values, gradients, trainable
         )
-        logs, metric_values = _run_stateless(
+        _, metric_values = _run_stateless(
             lambda: self.compute_robust_metrics(x, y, loss, logits, sample_weight),
             self.metrics_variables,
             metric_values,
         )
-        return logs, (trainable, non_trainable, optimizer_values, metric_values)
+        return trainable, non_trainable, optimizer_values, metric_values
 
-    def test_step(self, state, data):
+    def _test_on_batch(self, state, x, y, sample_weight):
         trainable, non_trainable, metric_values = state
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         model_variables = self.trainable_variables + self.non_trainable_variables
         metrics_variables = self.metrics_variables
 
@@ -139,11 +174,11 @@ class RobustTrainer(keras.Model):
             )
             return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
 
-        logs, values = _run_stateless(
+        _, values = _run_stateless(
             evaluate,
             model_variables + metrics_variables,
             list(trainable) + list(non_trainable) + list(metric_values),
         )
         num_model = len(model_variables)
         non_trainable = values[len(trainable) : num_model]
-        return logs, (trainable, non_trainable, values[num_model:])
+        return trainable, non_trainable, values[num_model:]

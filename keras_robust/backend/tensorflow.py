@@ -67,11 +67,27 @@ class RobustTrainer(keras.Model):
     """`train_step`/`test_step` for `RobustModel` on TensorFlow.
 
     The attack runs before the weight tape opens, so its K forward/backward
-    passes are never recorded for the weight gradient.
+    passes are never recorded for the weight gradient. A batch with NaN/Inf
+    values takes the other branch of a `tf.cond`, which only counts it.
     """
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return tf.cond(
+            self.batch_is_finite(x, y, sample_weight),
+            lambda: self._train_on_batch(x, y, sample_weight),
+            lambda: self.count_skipped_batches(True),
+        )
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return tf.cond(
+            self.batch_is_finite(x, y, sample_weight),
+            lambda: self._test_on_batch(x, y, sample_weight),
+            lambda: self.count_skipped_batches(True),
+        )
+
+    def _train_on_batch(self, x, y, sample_weight):
         x_adv = tf.nest.map_structure(
             tf.stop_gradient, self.generate_adversarial(x, y, training=True)
         )
@@ -85,8 +101,7 @@ class RobustTrainer(keras.Model):
         self.optimizer.apply(gradients, variables)
         return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def _test_on_batch(self, x, y, sample_weight):
         x_adv = tf.nest.map_structure(
             tf.stop_gradient, self.generate_adversarial(x, y, training=False)
         )

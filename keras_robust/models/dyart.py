@@ -30,16 +30,6 @@ class _EpochCounter(keras.callbacks.Callback):
         self.model.current_epoch.assign(float(epoch))
 
 
-def _with_epoch_counter(callbacks):
-    counter = _EpochCounter()
-    if callbacks is None:
-        return [counter]
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        callbacks.append(counter)
-        return callbacks
-    return list(callbacks) + [counter]
-
-
 @keras.saving.register_keras_serializable(package="keras_robust")
 class DyART(RobustModel):
     """Dynamics-Aware Robust Training: push the closest boundary points away.
@@ -201,13 +191,8 @@ class DyART(RobustModel):
 
     # ---- the step ----------------------------------------------------------
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        args = list(args)
-        if len(args) > 3:  # batch_size, epochs, verbose, callbacks, ...
-            args[3] = _with_epoch_counter(args[3])
-        else:
-            kwargs["callbacks"] = _with_epoch_counter(kwargs.get("callbacks"))
-        return super().fit(x, y, *args, **kwargs)
+    def fit_callbacks(self):
+        return [_EpochCounter()]
 
     def margin(self, logits, y):
         """phi_t(x) = f_y - (1/t) logsumexp_{j != y}(t f_j), per sample."""

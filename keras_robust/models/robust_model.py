@@ -7,6 +7,7 @@ from keras_robust import backend
 from keras_robust import energy
 from keras_robust.attacks import PGD
 from keras_robust.attacks.base import Attack
+from keras_robust.models import nonfinite
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
@@ -14,6 +15,27 @@ from keras_robust.utils import validation
 
 def _deserialize_optional(config):
     return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+def _with_callbacks(args, kwargs, index, extra):
+    """(args, kwargs) of `fit`/`evaluate` with `extra` callbacks appended.
+
+    `index`: position of `callbacks` in `args` (after x and y), where a
+    caller may have passed it positionally.
+    """
+    if not extra:
+        return args, kwargs
+    args, kwargs = list(args), dict(kwargs)
+    positional = len(args) > index
+    callbacks = args[index] if positional else kwargs.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = callbacks.callbacks
+    callbacks = [*(callbacks or []), *extra]
+    if positional:
+        args[index] = callbacks
+    else:
+        kwargs["callbacks"] = callbacks
+    return args, kwargs
 
 
 def _extras(logits):
@@ -59,6 +81,11 @@ class RobustModel(backend.RobustTrainer):
             (without updating moving statistics); default per method.
         seed: seed of the model's `keras.random.SeedGenerator`, which drives
             every random start, so compiled steps are reproducible.
+        on_nonfinite_batch: what a batch with NaN/Inf values in x, y or
+            sample_weight does. It is never used (no weight, optimizer,
+            BatchNorm, seed or metric state changes) and is counted in the
+            `skipped_batches` log; `"raise"` (default) then stops `fit` /
+            `evaluate` with a `ValueError`, `"skip"` goes on.
         **kwargs: passed to `keras.Model` (e.g. `name`).
     """
 
@@ -75,6 +102,7 @@ class RobustModel(backend.RobustTrainer):
         eval_attack=None,
         attack_training_mode=None,
         seed=None,
+        on_nonfinite_batch="raise",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -127,6 +155,8 @@ class RobustModel(backend.RobustTrainer):
             None if seed is None else validation.non_negative_integer(seed, "seed")
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.on_nonfinite_batch = nonfinite.check_policy(on_nonfinite_batch)
+        self.skipped_batches_tracker = keras.metrics.Sum(name="skipped_batches")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.adv_accuracy_tracker = keras.metrics.Mean(name="adv_accuracy")
         self.energy_natural_tracker = keras.metrics.Mean(name="energy_natural")
@@ -260,6 +290,7 @@ class RobustModel(backend.RobustTrainer):
             self.energy_natural_tracker,
             self.energy_adversarial_tracker,
         ] + list(self.method_trackers())
+        own.append(self.skipped_batches_tracker)
         # Keras' own loss tracker (also named "loss") is replaced by ours.
         others = [
             m
@@ -267,6 +298,15 @@ class RobustModel(backend.RobustTrainer):
             if m.name != "loss" and not any(m is o for o in own)
         ]
         return own[:1] + others + own[1:]
+
+    def batch_is_finite(self, x, y, sample_weight=None):
+        """Whether a step may use the batch (see `on_nonfinite_batch`)."""
+        return nonfinite.batch_is_finite(x, y, sample_weight)
+
+    def count_skipped_batches(self, skipped):
+        """Adds `skipped` (a boolean) to `skipped_batches`; returns the logs."""
+        self.skipped_batches_tracker.update_state(ops.cast(skipped, "float32"))
+        return self.get_metrics_result()
 
     # ---- Keras entry points, with checks where the data is concrete --------
 
@@ -294,12 +334,31 @@ class RobustModel(backend.RobustTrainer):
             self._check_data(
                 *data_lib.unpack_validation_data(validation_data), "validation_data"
             )
-        return super().fit(x, y, *args, **kwargs)
+        guard = self._nonfinite_guard()
+        args, kwargs = _with_callbacks(args, kwargs, 3, guard + self.fit_callbacks())
+        history = super().fit(x, y, *args, **kwargs)
+        for callback in guard:
+            callback.raise_if_stopped()
+        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
         self._check_data(x, y, "evaluate")
-        return super().evaluate(x, y, *args, **kwargs)
+        guard = self._nonfinite_guard()
+        args, kwargs = _with_callbacks(args, kwargs, 4, guard)
+        results = super().evaluate(x, y, *args, **kwargs)
+        for callback in guard:
+            callback.raise_if_stopped()
+        return results
+
+    def fit_callbacks(self):
+        """Callbacks a method adds to the user's in `fit` (default none)."""
+        return []
+
+    def _nonfinite_guard(self):
+        if self.on_nonfinite_batch == "raise":
+            return [nonfinite.NonFiniteBatchGuard()]
+        return []
 
     def _check_compiled(self, method):
         if not self.compiled:
@@ -312,6 +371,11 @@ class RobustModel(backend.RobustTrainer):
         if batch is None:
             return
         images, labels = batch
+        if self.on_nonfinite_batch == "skip":
+            # Their batches will be skipped; the rest must still be valid.
+            images, labels = data_lib.finite_examples(images, labels)
+            if len(images) == 0:
+                return
         validation.check_images(
             images, self.attack.clip_min, self.attack.clip_max, name=f"x ({where})"
         )
@@ -336,6 +400,7 @@ class RobustModel(backend.RobustTrainer):
             "eval_attack": keras.saving.serialize_keras_object(self.eval_attack),
             "attack_training_mode": self.attack_training_mode,
             "seed": self.seed,
+            "on_nonfinite_batch": self.on_nonfinite_batch,
         }
 
     @classmethod

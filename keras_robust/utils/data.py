@@ -34,6 +34,15 @@ def first_batch(x, y=None):
     return x, y
 
 
+def finite_examples(x, y=None):
+    """The examples (rows) of numpy `x` and `y` whose floating values are finite."""
+    keep = np.ones(len(x), dtype=bool)
+    for array in (x, y):
+        if array is not None and np.issubdtype(array.dtype, np.floating):
+            keep &= np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return x[keep], None if y is None else y[keep]
+
+
 def unpack_validation_data(validation_data):
     """(x, y) from `fit`'s `validation_data` argument."""
     if isinstance(validation_data, (tuple, list)):
