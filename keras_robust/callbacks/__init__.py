@@ -1,5 +1,6 @@
-"""Callbacks for robust training: energy phases, robust validation."""
+"""Callbacks for robust training: energy phases, robust validation, resumption."""
 
+from keras_robust.callbacks.backup_and_restore import BackupAndRestore
 from keras_robust.callbacks.energy_phase_logger import EnergyPhaseLogger
 from keras_robust.callbacks.energy_phase_logger import plot_energy_phases
 from keras_robust.callbacks.phases import PhaseRule
@@ -7,6 +8,7 @@ from keras_robust.callbacks.phases import detect_phases
 from keras_robust.callbacks.robust_validation import RobustValidation
 
 __all__ = [
+    "BackupAndRestore",
     "EnergyPhaseLogger",
     "PhaseRule",
     "RobustValidation",
