@@ -14,7 +14,9 @@ OUT/<method>/backup is what a killed job leaves behind.
 
 `resume`: for each method, a fresh model (as a restarted job builds it)
 fits again with the same backup directory; its final state is saved to
-OUT/<method>/resumed.*.
+OUT/<method>/resumed.*. Then, for reproducibility, each method is built and
+trained again from `keras.utils.set_random_seed(SEED)` in this other process
+(OUT/<method>/rerun.*), and AT from another seed (OUT/AT/other_seed.*).
 """
 
 import json
@@ -87,10 +89,10 @@ def data():
     return x[:TRAIN_SIZE], y[:TRAIN_SIZE]
 
 
-def build(method):
+def build(method, seed=SEED):
     """The method around a small classifier with BatchNorm and Dropout."""
     keras.backend.clear_session()  # the same layer names in every process
-    keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(seed)
     classifier = keras.Sequential(
         [
             keras.Input((8, 8, 1)),
@@ -107,7 +109,7 @@ def build(method):
     return model
 
 
-def fit(model, backup_dir, *extra_callbacks):
+def fit(model, backup_dir, *extra_callbacks, seed=SEED):
     x, y = data()
     counter = EpochsRun()
     history = model.fit(
@@ -123,7 +125,7 @@ def fit(model, backup_dir, *extra_callbacks):
             # build, which draws a shuffle only for a model never fit), and a
             # resumed one then restores NumPy's (JAX's shuffles) from the backup.
             keras.callbacks.LambdaCallback(
-                on_train_begin=lambda logs: keras.utils.set_random_seed(SEED)
+                on_train_begin=lambda logs: keras.utils.set_random_seed(seed)
             ),
             kr.callbacks.BackupAndRestore(backup_dir),
             counter,
@@ -182,11 +184,19 @@ def interrupt(out, killed):
 
 
 def resume(out):
+    """Resumes every method; also reruns it whole (`rerun`: reproducibility),
+    and AT with another seed (`other_seed`: the control)."""
     for method in METHODS:
         folder = out / method
         model = build(method)
         history, epochs_run = fit(model, folder / "backup")
         save(model, history, epochs_run, folder / "resumed")
+        model = build(method)
+        history, epochs_run = fit(model, folder / "rerun_backup")
+        save(model, history, epochs_run, folder / "rerun")
+    model = build("AT", seed=SEED + 1)
+    history, epochs_run = fit(model, out / "AT" / "other_backup", seed=SEED + 1)
+    save(model, history, epochs_run, out / "AT" / "other_seed")
 
 
 if __name__ == "__main__":

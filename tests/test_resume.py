@@ -106,6 +106,30 @@ def test_killed_and_resumed_run_ends_as_an_uninterrupted_one(runs, method):
         np.testing.assert_array_equal(history[key], expected[key], err_msg=key)
 
 
+def _assert_same_run(prefix, reference_prefix):
+    state, record = _load(prefix)
+    reference, reference_record = _load(reference_prefix)
+    assert sorted(state) == sorted(reference)
+    for key in reference:
+        np.testing.assert_array_equal(state[key], reference[key], err_msg=key)
+    assert record["history"] == reference_record["history"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(worker.METHODS))
+def test_a_seeded_fit_is_bit_identical_in_another_process(runs, method):
+    # keras.utils.set_random_seed(SEED) before building and before fit (with
+    # shuffling, Dropout and random attack starts): the same weights,
+    # optimizer, seeds and history in the second process as in the first.
+    _assert_same_run(runs / method / "rerun", runs / method / "reference")
+
+
+def test_another_seed_gives_another_run(runs):
+    # The control of the test above: the seed does reach the run.
+    with pytest.raises(AssertionError):
+        _assert_same_run(runs / "AT" / "other_seed", runs / "AT" / "reference")
+
+
 # ---- the callback itself, in-process on a plain Keras model ----------------
 
 
