@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 
 def run_worker(script, backend, arguments):
@@ -42,3 +43,28 @@ def jit_configurations(backends):
 def print_header(header):
     print(header)
     print("-" * len(header))
+
+
+def timed_fit(model, x, y, batch_size, epochs):
+    """Fits without shuffling; returns each epoch's wall time in seconds."""
+    import keras
+
+    times = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[EpochTimer()],
+    )
+    return times

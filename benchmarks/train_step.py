@@ -14,11 +14,11 @@ gradients, so a good implementation stays below 1.0.
 
 import argparse
 import json
-import time
 
 from _workers import jit_configurations
 from _workers import print_header
 from _workers import run_worker
+from _workers import timed_fit
 
 STEPS_PER_EPOCH = 8
 
@@ -49,16 +49,7 @@ def worker(batch, steps, jit_compile):
             jit_compile=jit_compile,
             **compile_kwargs,
         )
-        epoch_times = []
-
-        class EpochTimer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                epoch_times.append(time.perf_counter() - self.start)
-
-        model.fit(x, y, batch_size=batch, epochs=4, verbose=0, callbacks=[EpochTimer()])
+        epoch_times = timed_fit(model, x, y, batch, epochs=4)
         return min(epoch_times[1:]) / STEPS_PER_EPOCH, epoch_times[0]
 
     results = {}
