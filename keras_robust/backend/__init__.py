@@ -6,7 +6,11 @@ Keras layers. This package supplies, per backend:
 - `RobustTrainer`: a `keras.Model` base class whose `train_step`/`test_step`
   run the backend-independent hooks of `kr.models.RobustModel` (craft x*,
   compute the objective, update metrics) with the backend's own gradient
-  machinery (TensorFlow `GradientTape`, JAX stateless `jax.grad`).
+  machinery (TensorFlow `GradientTape`, JAX stateless `jax.grad`). They
+  also run data-parallel: under `keras.distribution.DataParallel` on JAX
+  (one program over the global batch, nothing to add) and under
+  `tf.distribute` strategies on TensorFlow (per-replica loss scaling, one
+  NaN/Inf skip decision for all replicas); see docs/scaling_out.md.
 - `input_gradient(fn, x)`: the gradient of a scalar function with respect to
   an input tensor (Keras 3 has no backend-agnostic reverse-mode `grad`).
 - `input_gradient_with_aux(fn, x)`: the same for `fn(x) -> (value, aux)`,

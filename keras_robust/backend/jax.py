@@ -97,6 +97,11 @@ class RobustTrainer(keras.Model):
     A batch with NaN/Inf values runs the step like any other, but its new
     state is discarded by an elementwise select (cheaper than `lax.cond`
     around stateful Keras code); only the `skipped_batches` count changes.
+
+    Under `keras.distribution.DataParallel` the step is the same program over
+    the global batch, sharded across devices (and processes): its means,
+    BatchNorm statistics, random starts and finiteness check are global, as
+    on one device, so nothing here depends on the distribution.
     """
 
     def train_step(self, state, data):

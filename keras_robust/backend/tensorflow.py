@@ -69,23 +69,93 @@ class RobustTrainer(keras.Model):
     The attack runs before the weight tape opens, so its K forward/backward
     passes are never recorded for the weight gradient. A batch with NaN/Inf
     values takes the other branch of a `tf.cond`, which only counts it.
+
+    Under a `tf.distribute` strategy (`MirroredStrategy`,
+    `MultiWorkerMirroredStrategy`) each replica gets a slice of the global
+    batch (docs/scaling_out.md):
+
+    - the loss is divided by the number of replicas before the gradient,
+      since the optimizer sums the replicas' gradients: the update is the
+      one-device update on the global batch;
+    - the finiteness flag is all-reduced first, so that every replica
+      trains or every replica skips (a skip counts once, on replica 0);
+    - the `tf.cond` is taken in cross-replica context (inside `merge_call`,
+      as Keras' `LossScaleOptimizer` does), because `optimizer.apply`
+      synchronises the replicas with `merge_call`, which a `tf.cond` branch
+      in replica context must not do (strategies that need no `merge_call`
+      keep the cond in replica context);
+    - two failures of Keras 3.15's `fit` under `MultiWorkerMirroredStrategy`
+      (keras-team/keras#20585) are worked around: the symbolic build from
+      the first distributed batch, and the cross-worker reduction of the
+      step's scalar logs.
+
+    Without a strategy the step is the plain `tf.cond` above.
     """
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return tf.cond(
-            self.batch_is_finite(x, y, sample_weight),
-            lambda: self._train_on_batch(x, y, sample_weight),
-            lambda: self.count_skipped_batches(True),
-        )
+        return self._guarded_step(self._train_on_batch, data)
 
     def test_step(self, data):
+        return self._guarded_step(self._test_on_batch, data)
+
+    def _guarded_step(self, step, data):
+        """`step(x, y, sample_weight)` if the batch is finite, else a skip."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return tf.cond(
-            self.batch_is_finite(x, y, sample_weight),
-            lambda: self._test_on_batch(x, y, sample_weight),
-            lambda: self.count_skipped_batches(True),
-        )
+        finite = self.batch_is_finite(x, y, sample_weight)
+        if not tf.distribute.has_strategy():
+            return tf.cond(
+                finite,
+                lambda: step(x, y, sample_weight),
+                lambda: self.count_skipped_batches(True),
+            )
+        # Under a strategy: one decision for the global batch.
+        finite = _on_all_replicas(finite)
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            logs = tf.cond(
+                finite, lambda: step(x, y, sample_weight), self._count_skip_once
+            )
+        else:
+
+            def cross_replica_cond(strategy, finite, x, y, sample_weight):
+                finite = strategy.experimental_local_results(finite)[0]
+                tf.cond(
+                    finite,
+                    lambda: _for_each_replica(strategy, step, x, y, sample_weight),
+                    lambda: _for_each_replica(strategy, self._count_skip_once),
+                )
+
+            tf.distribute.get_replica_context().merge_call(
+                cross_replica_cond, args=(finite, x, y, sample_weight)
+            )
+            logs = self.get_metrics_result()
+        if _is_multi_worker(tf.distribute.get_strategy()):
+            # Keras reduces each log across workers with
+            # `strategy.reduce("MEAN", value, axis=0)`, which needs an axis.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds from the first batch, reduced across replicas by
+        # one `strategy.reduce` call over the whole (x, y) structure, which
+        # `MultiWorkerMirroredStrategy` rejects (keras-team/keras#20585).
+        # Building needs shapes only: the first local replica's slice does.
+        strategy = self.distribute_strategy
+        if iterator is not None and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0],
+                    next(batches),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _count_skip_once(self):
+        """Counts a skipped global batch on the first replica only."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return self.count_skipped_batches(tf.equal(replica, 0))
 
     def _train_on_batch(self, x, y, sample_weight):
         x_adv = tf.nest.map_structure(
@@ -95,7 +165,7 @@ class RobustTrainer(keras.Model):
             loss, logits = self.compute_robust_loss(
                 x, x_adv, y, sample_weight, training=True
             )
-            scaled_loss = self.optimizer.scale_loss(loss)
+            scaled_loss = self.optimizer.scale_loss(_per_replica_share(loss))
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)
@@ -109,3 +179,41 @@ class RobustTrainer(keras.Model):
             x, x_adv, y, sample_weight, training=False
         )
         return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
+
+
+def _is_multi_worker(strategy):
+    """A `MultiWorkerMirroredStrategy` over several workers (Keras' own test)."""
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
+
+
+def _on_all_replicas(finite):
+    """True on every replica iff the flag is true on every replica."""
+    not_finite = tf.cast(tf.logical_not(finite), tf.float32)
+    total = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, not_finite
+    )
+    return tf.equal(total, 0.0)
+
+
+def _for_each_replica(strategy, fn, *args):
+    """Runs `fn(*args)` on every replica (from cross-replica context)."""
+
+    def run(*replica_args):
+        fn(*replica_args)  # Only its variable updates matter here.
+
+    strategy.extended.call_for_each_replica(run, args=args)
+
+
+def _per_replica_share(loss):
+    """`loss` / replicas: the optimizer sums the replicas' gradients.
+
+    Each replica's loss is a mean over its slice of the batch, so the sum of
+    the divided gradients is the gradient of the global-batch mean.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+        return loss
+    return loss * tf.cast(1.0 / replicas, loss.dtype)
