@@ -1,6 +1,8 @@
 """Shared fixtures. The suite runs once per KERAS_BACKEND (see `make test`)."""
 
+import collections
 import os
+import sys
 
 import keras
 import pytest
@@ -22,3 +24,47 @@ def _fresh_session():
 @pytest.fixture(scope="session")
 def digits():
     return kr.datasets.load_digits()
+
+
+# ---- case counts of the Hypothesis fuzzing (tests/fuzzing) ------------------
+# Each xdist worker sends its counts to the controller, which prints the sum.
+
+_FUZZ_COUNTS = {"CASES": collections.Counter(), "INVALID": collections.Counter()}
+
+
+def _fuzz_counts():
+    """{"CASES": ..., "INVALID": ...} of this process plus its workers'."""
+    oracle = sys.modules.get("tests.fuzzing.oracle")
+    local = {key: getattr(oracle, key, {}) for key in _FUZZ_COUNTS}
+    return {
+        key: counts + collections.Counter(local[key])
+        for key, counts in _FUZZ_COUNTS.items()
+    }
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fuzz_counts"] = {k: dict(v) for k, v in _fuzz_counts().items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    received = getattr(node, "workeroutput", {}).get("fuzz_counts", {})
+    for key, counts in received.items():
+        _FUZZ_COUNTS[key].update(counts)
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = _fuzz_counts()
+    cases, invalid = counts["CASES"], counts["INVALID"]
+    if not cases:
+        return
+    terminalreporter.write_line(
+        f"hypothesis fuzzing: {sum(cases.values())} cases "
+        f"({sum(invalid.values())} invalid) over {len(cases)} targets "
+        "(per target: cases/invalid)"
+    )
+    items = [f"{name} {n}/{invalid[name]}" for name, n in sorted(cases.items())]
+    for start in range(0, len(items), 5):
+        terminalreporter.write_line("  " + ", ".join(items[start : start + 5]))

@@ -2,7 +2,9 @@
 
 import keras
 
+from keras_robust.architectures import _blocks
 from keras_robust.layers import activation_layer
+from keras_robust.utils import validation
 
 
 def SmallCNN(
@@ -25,7 +27,7 @@ def SmallCNN(
             "gelu" (tanh approximation), "smooth_relu", any Keras activation
             name, or a layer (copied per site).
         filters: output channels of each conv block.
-        dense_units: width of the hidden dense layer (0 for none).
+        dense_units: width of the hidden dense layer (0 or None for none).
         batch_norm: add BatchNormalization (momentum 0.9, epsilon 1e-5, the
             PyTorch defaults) after each convolution.
         name: model name.
@@ -36,6 +38,20 @@ def SmallCNN(
     Example:
     >>> net = kr.architectures.SmallCNN(num_classes=10, input_shape=(8, 8, 1))
     """
+    num_classes = validation.positive_integer(num_classes, "num_classes")
+    input_shape = _blocks.check_input_shape(input_shape)
+    if None in input_shape:
+        raise ValueError(
+            "`input_shape` of SmallCNN needs a fixed height and width (its dense "
+            f"head flattens the feature maps), got {input_shape!r}."
+        )
+    if not isinstance(filters, (tuple, list)):
+        raise TypeError(
+            f"`filters` must be a sequence of channel counts, got {filters!r}."
+        )
+    filters = [validation.positive_integer(width, "filters") for width in filters]
+    if dense_units is not None:
+        dense_units = validation.non_negative_integer(dense_units, "dense_units")
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for index, width in enumerate(filters):

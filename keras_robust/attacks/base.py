@@ -42,7 +42,7 @@ class Attack:
         self.norm = validation.norm_name(norm)
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
         if seed is not None:
-            validation.non_negative_integer(seed, "seed")
+            seed = validation.non_negative_integer(seed, "seed")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._compiled_calls = None
@@ -69,6 +69,7 @@ class Attack:
 
     def _attack(self, model, x, y, seed):
         forward = as_forward(model)
+        seed = validation.seed_value(seed)
         seed = self.seed_generator if seed is None else seed
 
         def draw_seed(index):
@@ -80,7 +81,7 @@ class Attack:
         validation.check_images(x, self.clip_min, self.clip_max)
         x = ops.convert_to_tensor(x, "float32")
         num_classes = validation.check_logits(forward(x), where="model")
-        validation.check_labels(y, num_classes)
+        validation.check_labels(y, num_classes, batch_size=x.shape[0])
         y = ops.convert_to_tensor(y)
         compiled = self._compiled_call(model, forward, seed, draw_seed)
         if compiled is None:

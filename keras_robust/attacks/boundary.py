@@ -278,6 +278,7 @@ def boundary_search(
     )
     refine_steps = _check_refine_steps(refine_steps)
     clip_min, clip_max = validation.clip_range(clip_min, clip_max)
+    seed = validation.seed_value(seed)
     if not backend.is_tracing(x):
         validation.check_images(x, clip_min, clip_max)
     x = ops.cast(ops.convert_to_tensor(x), "float32")

@@ -74,6 +74,8 @@ class EnergyPhaseLogger(keras.callbacks.Callback):
             raise TypeError(
                 f"`attack` must be a kr.attacks.Attack, got {type(attack).__name__}."
             )
+        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(f"`log_dir` must be a path or None, got {log_dir!r}.")
         self.rule = rule
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.validation_data = validation_data

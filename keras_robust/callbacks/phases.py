@@ -17,6 +17,8 @@ Epochs before the first full window are phase 1.
 
 import numpy as np
 
+from keras_robust.utils import validation
+
 
 class PhaseRule:
     """Streaming phase detector; feed it one energy gap per epoch.
@@ -33,20 +35,12 @@ class PhaseRule:
     """
 
     def __init__(self, window=5, plateau_slope=0.01, divergence=0.15, patience=2):
-        if int(window) != window or window < 2:
+        self.window = validation.positive_integer(window, "window")
+        if self.window < 2:
             raise ValueError(f"`window` must be an integer >= 2, got {window!r}.")
-        if int(patience) != patience or patience < 1:
-            raise ValueError(f"`patience` must be an integer >= 1, got {patience!r}.")
-        for value, name in (
-            (plateau_slope, "plateau_slope"),
-            (divergence, "divergence"),
-        ):
-            if not value > 0:
-                raise ValueError(f"`{name}` must be > 0, got {value!r}.")
-        self.window = int(window)
-        self.plateau_slope = float(plateau_slope)
-        self.divergence = float(divergence)
-        self.patience = int(patience)
+        self.plateau_slope = validation.positive_number(plateau_slope, "plateau_slope")
+        self.divergence = validation.positive_number(divergence, "divergence")
+        self.patience = validation.positive_integer(patience, "patience")
         self.reset()
 
     def reset(self):
@@ -62,7 +56,7 @@ class PhaseRule:
 
     def update(self, gap):
         """Adds one epoch's gap; returns the phase (1, 2 or 3) of that epoch."""
-        gap = float(gap)
+        gap = _as_float(gap, "gap")
         self.gaps.append(gap)
         epoch = len(self.gaps) - 1
         if self.phase == 1 and len(self.gaps) >= self.window:
@@ -100,4 +94,13 @@ def detect_phases(gaps, **rule_kwargs):
     epoch inside the window that first revealed the plateau stays phase 1.
     """
     rule = PhaseRule(**rule_kwargs)
-    return [rule.update(gap) for gap in gaps]
+    if isinstance(gaps, (str, bytes)) or not hasattr(gaps, "__iter__"):
+        raise TypeError(f"`gaps` must be a sequence of numbers, got {gaps!r}.")
+    return [rule.update(_as_float(gap, "gaps")) for gap in gaps]
+
+
+def _as_float(value, name):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must hold numbers, got {value!r}.") from None

@@ -60,6 +60,13 @@ class RobustValidation(keras.callbacks.Callback):
             if len(validation_data) < 2:
                 raise ValueError("`validation_data` must be `(x, y)` or a dataset.")
             self._x, self._y = validation_data[0], validation_data[1]
+        elif isinstance(validation_data, np.ndarray) or not hasattr(
+            validation_data, "__iter__"
+        ):
+            raise TypeError(
+                "`validation_data` must be `(x, y)` or a dataset of `(x, y)` "
+                f"batches, got {type(validation_data).__name__}."
+            )
         else:
             self._x, self._y = validation_data, None
         self.attack = attack

@@ -13,11 +13,8 @@ lens of energy-based models" (Prop. 1).
 
 from keras import ops
 
+from keras_robust.losses import common
 from keras_robust.utils import labels as labels_lib
-
-
-def _float_logits(logits):
-    return ops.cast(ops.convert_to_tensor(logits), "float32")
 
 
 def marginal_energy(logits):
@@ -32,7 +29,8 @@ def marginal_energy(logits):
     Example:
     >>> kr.energy.marginal_energy([[0.0, 0.0]])  # -log 2
     """
-    return -ops.logsumexp(_float_logits(logits), axis=-1)
+    (logits,) = common.logits_inputs(logits=logits)
+    return -ops.logsumexp(logits, axis=-1)
 
 
 def joint_energy(logits, y):
@@ -45,7 +43,8 @@ def joint_energy(logits, y):
     Returns:
         (batch,) float32 energies.
     """
-    logits = _float_logits(logits)
+    (logits,) = common.logits_inputs(logits=logits)
+    common.check_labels(y, logits, name="y")
     indices = labels_lib.to_indices(y, logits.shape[-1])
     picked = ops.take_along_axis(logits, ops.expand_dims(indices, -1), axis=-1)
     return -ops.squeeze(picked, axis=-1)
@@ -65,8 +64,9 @@ def trades_decomposition(logits_natural, logits_adversarial):
     Returns:
         `(conditional, marginal)`, two (batch,) float32 tensors.
     """
-    logits_natural = _float_logits(logits_natural)
-    logits_adversarial = _float_logits(logits_adversarial)
+    logits_natural, logits_adversarial = common.logits_inputs(
+        logits_natural=logits_natural, logits_adversarial=logits_adversarial
+    )
     probs = ops.softmax(logits_natural, axis=-1)
     conditional = ops.sum(probs * (logits_natural - logits_adversarial), axis=-1)
     marginal = marginal_energy(logits_natural) - marginal_energy(logits_adversarial)

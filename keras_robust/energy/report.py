@@ -8,6 +8,7 @@ import numpy as np
 from keras_robust.attacks.base import Attack
 from keras_robust.energy.energies import joint_energy
 from keras_robust.energy.energies import marginal_energy
+from keras_robust.utils import validation
 from keras_robust.utils.data import classifier_of
 from keras_robust.utils.data import integer_labels
 from keras_robust.utils.data import iterate_batches
@@ -103,19 +104,33 @@ def attack_energy_report(model, x, y=None, attacks=None, batch_size=256, seed=0)
     ...     attacks={"PGD-20": kr.attacks.PGD(8/255, steps=20)})
     >>> print(report)
     """
-    attacks = attacks or {}
+    attacks = {} if attacks is None else attacks
+    if not isinstance(attacks, dict):
+        raise TypeError(
+            "`attacks` must be a dict {name: kr.attacks.Attack}, got "
+            f"{type(attacks).__name__}."
+        )
     for name, attack in attacks.items():
         if not isinstance(attack, Attack):
             raise TypeError(
-                f"attacks[{name!r}] must be a kr.attacks.Attack, got "
+                f"`attacks[{name!r}]` must be a kr.attacks.Attack, got "
                 f"{type(attack).__name__}."
             )
         if name == "natural":
-            raise ValueError("The name 'natural' is reserved for the clean inputs.")
+            raise ValueError(
+                "`attacks` cannot use the name 'natural': it is reserved for "
+                "the clean inputs."
+            )
+    batch_size = validation.positive_integer(batch_size, "batch_size")
+    validation.check_data(x, y)
+    rng = np.random.default_rng(validation.non_negative_integer(seed, "seed"))
     classifier = classifier_of(model)
-    rng = np.random.default_rng(seed)
     collected = {name: [] for name in ["natural", *attacks]}
     for x_batch, y_batch in iterate_batches(x, y, batch_size):
+        # Floating and finite; the attacks check their own clip range.
+        validation.check_images(x_batch, -np.inf, np.inf)
+        num_classes = validation.check_logits(classifier(x_batch, training=False))
+        validation.check_labels(y_batch, num_classes, batch_size=len(x_batch))
         labels = integer_labels(y_batch)
         collected["natural"].append(_energies(classifier, x_batch, labels))
         for name, attack in attacks.items():

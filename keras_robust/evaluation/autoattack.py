@@ -142,14 +142,26 @@ def run_cascade(attacks_for, model, x, y):
         elsewhere; `after` maps "clean" and each attack name to the boolean
         mask of points still correctly classified after it.
     """
-    x = np.asarray(keras.ops.convert_to_numpy(x), "float32")
+    x = np.asarray(keras.ops.convert_to_numpy(x))
+    # Floating and finite here; the attacks' clip range once they are known.
+    validation.check_images(x, -np.inf, np.inf)
+    x = x.astype("float32")
+    logits = model(x, training=False)
+    num_classes = validation.check_logits(logits, where="model")
+    validation.check_labels(y, num_classes, batch_size=len(x))
+    attacks = attacks_for(num_classes)
+    validation.check_images(
+        x,
+        min(attack.clip_min for attack in attacks.values()),
+        max(attack.clip_max for attack in attacks.values()),
+    )
+    logits = np.asarray(keras.ops.convert_to_numpy(logits))
     y = np.asarray(keras.ops.convert_to_numpy(y)).reshape(len(x), -1)
-    logits = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
     y = y[:, 0] if y.shape[1] == 1 else y.argmax(1)
     robust = logits.argmax(1) == y
     x_adv = x.copy()
     after = {"clean": robust.copy()}
-    for name, attack in attacks_for(logits.shape[-1]).items():
+    for name, attack in attacks.items():
         remaining = np.flatnonzero(robust)
         if remaining.size:
             # Padding with copies of the first point keeps shapes few.

@@ -126,8 +126,15 @@ def evaluate_robustness(
     epsilon = validation.positive_number(epsilon, "epsilon")
     norm = validation.norm_name(norm)
     batch_size = validation.positive_integer(batch_size, "batch_size")
+    seed = validation.non_negative_integer(seed, "seed")
     runner, protocol = _cascade(attacks, epsilon, norm, seed)
     classifier = data_lib.classifier_of(model)
+    if not callable(classifier):
+        raise TypeError(
+            "`model` must be a Keras classifier returning logits or a "
+            f"kr.models RobustModel, got {type(model).__name__}."
+        )
+    validation.check_data(x, y)
     start = time.perf_counter()
     total = clean = 0
     robust_after = {}
@@ -135,8 +142,8 @@ def evaluate_robustness(
     batches = data_lib.iterate_batches(x, y, batch_size)
     progress = keras.utils.Progbar(_num_batches(x, y, batch_size), verbose=verbose)
     for index, (x_batch, y_batch) in enumerate(batches):
-        y_batch = data_lib.integer_labels(y_batch)
         _, after = runner.run(classifier, x_batch, y_batch)
+        y_batch = data_lib.integer_labels(y_batch)
         total += len(x_batch)
         clean += int(after["clean"].sum())
         for name, mask in after.items():

@@ -22,7 +22,12 @@ def image_grid(images, nrow=None, padding=1, pad_value=1.0):
         float32 array (rows * (H + padding) + padding, nrow * (W + padding)
         + padding, C).
     """
-    images = np.asarray(images, dtype="float32")
+    try:
+        images = np.asarray(images, dtype="float32")
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`images` must be a numeric array (n, H, W, C), got {type(images).__name__}."
+        ) from None
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) == 0:
         raise ValueError(
             "`images` must be a non-empty batch (n, H, W, C) with C = 1 or 3; "
@@ -38,6 +43,8 @@ def image_grid(images, nrow=None, padding=1, pad_value=1.0):
         or padding < 0
     ):
         raise ValueError(f"`padding` must be an integer >= 0, got {padding!r}.")
+    if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real):
+        raise TypeError(f"`pad_value` must be a number, got {pad_value!r}.")
     columns = min(nrow, count)
     rows = -(-count // nrow)
     grid = np.full(

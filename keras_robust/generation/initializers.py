@@ -37,7 +37,7 @@ class Initializer:
     array_names = ()
 
     def __init__(self, clip=(0.0, 1.0)):
-        self.clip = validation.clip_range(*_pair(clip, "clip"))
+        self.clip = check_clip(clip)
         self.image_shape = None
 
     @property
@@ -65,6 +65,8 @@ class Initializer:
                 "training images first (or `kr.generation.load_initializer`)."
             )
         labels = _check_labels(labels, self.num_classes)
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            rng = validation.non_negative_integer(rng, "rng")
         rng = np.random.default_rng(rng)
         flat = self._sample_flat(labels, rng)
         low, high = self.clip
@@ -181,8 +183,8 @@ class _ClassFitted(Initializer):
             members = x[y == label].reshape(int(np.sum(y == label)), -1)
             if len(members) < 2:
                 raise ValueError(
-                    f"Class {label} has {len(members)} image(s) in `x`; "
-                    "fitting a class distribution needs at least 2 per class."
+                    f"`y` has {len(members)} example(s) of class {label}; fitting "
+                    "a class distribution needs at least 2 per class."
                 )
             _check_in_clip(members, self.clip, "x")
             mean, scatter = _mean_and_scatter(members)
@@ -406,14 +408,20 @@ def _check_labels(labels, num_classes):
     return labels
 
 
-def _pair(value, name):
+def check_clip(clip):
+    """`clip`, a (low, high) pair of numbers with low < high, as floats."""
     if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, numbers.Real) for v in value)
+        not isinstance(clip, (tuple, list))
+        or len(clip) != 2
+        or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in clip
+        )
+        or not clip[0] < clip[1]
     ):
-        raise ValueError(f"`{name}` must be a pair (low, high); got {value!r}.")
-    return value
+        raise ValueError(
+            f"`clip` must be a pair (low, high) with low < high; got {clip!r}."
+        )
+    return float(clip[0]), float(clip[1])
 
 
 def _image_shape(shape):

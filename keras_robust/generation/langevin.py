@@ -95,7 +95,7 @@ class LangevinSampler:
         if self.momentum >= 1:
             raise ValueError(f"`momentum` must lie in [0, 1), got {momentum!r}.")
         self.energy = validation.one_of(energy, "energy", ENERGIES)
-        self.clip = validation.clip_range(*initializers_lib._pair(clip, "clip"))
+        self.clip = initializers_lib.check_clip(clip)
         if initializer is None:
             initializer = initializers_lib.UniformInitializer(clip=self.clip)
         if not isinstance(initializer, initializers_lib.Initializer):
@@ -112,7 +112,7 @@ class LangevinSampler:
             )
         self.jit_compile = jit_compile
         if seed is not None:
-            validation.non_negative_integer(seed, "seed")
+            seed = validation.non_negative_integer(seed, "seed")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._rng = np.random.default_rng(seed)
@@ -140,6 +140,8 @@ class LangevinSampler:
             trajectory is (steps // k + 1, n, H, W, C), snapshot j taken
             after j * k steps (snapshot 0 is the initialisation).
         """
+        if seed is not None:
+            seed = validation.non_negative_integer(seed, "seed")
         self._ensure_image_shape()
         labels = self._check_labels(labels, self.initializer.image_shape)
         rng = self._rng if seed is None else np.random.default_rng(seed)

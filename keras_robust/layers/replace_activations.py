@@ -50,8 +50,9 @@ def _check_rebuildable(model):
     )
     if not is_functional:
         raise ValueError(
-            "`replace_activations` rebuilds functional and sequential models "
-            f"only; {type(model).__name__} is a subclassed model, whose call() "
+            "`model` must be a functional or sequential model: "
+            "`replace_activations` cannot rebuild the subclassed model "
+            f"{type(model).__name__}, whose call() "
             "it cannot see. Give its constructor an `activation` argument (see "
             "`kr.layers.activation_layer`) and build it again with the new "
             "activation, or write it as a functional model."

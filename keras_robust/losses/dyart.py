@@ -1,24 +1,11 @@
 """DyART objective (Xu et al., 2023): soft logit margin and margin weights."""
 
-import numbers
-
 from keras import ops
 
-from keras_robust.losses.common import _float
-from keras_robust.losses.common import cross_entropy
-from keras_robust.losses.common import weighted_mean
+from keras_robust.losses import common
 from keras_robust.utils import labels as labels_lib
-from keras_robust.utils import validation
 
 _MASKED = -1e30
-
-
-def _check_number(value, name, allow_zero=False):
-    # Python numbers are checked here; tensors (e.g. inside a compiled step)
-    # are the caller's responsibility.
-    if isinstance(value, numbers.Number):
-        return validation.positive_number(value, name, allow_zero=allow_zero)
-    return value
 
 
 def soft_margin(logits, y_true, temperature=5.0):
@@ -50,8 +37,9 @@ def soft_margin(logits, y_true, temperature=5.0):
     >>> correct = phi > 0
     """
     if temperature is not None:
-        temperature = _check_number(temperature, "temperature")
-    logits = _float(logits)
+        temperature = common.checked_number(temperature, "temperature")
+    (logits,) = common.logits_inputs(logits=logits)
+    common.check_labels(y_true, logits)
     num_classes = logits.shape[-1]
     mask = labels_lib.to_one_hot(
         labels_lib.to_indices(y_true, num_classes), num_classes
@@ -100,10 +88,17 @@ def dyart_margin_weights(radius, grad_l1, alpha=3.0, r0=16 / 255):
     Example:
     >>> w = kr.losses.dyart_margin_weights(radius, grad_l1, alpha=3.0, r0=16/255)
     """
-    alpha = _check_number(alpha, "alpha", allow_zero=True)
-    r0 = _check_number(r0, "r0")
-    radius = _float(radius)
-    grad_l1 = _float(grad_l1)
+    alpha = common.checked_number(alpha, "alpha", allow_zero=True)
+    r0 = common.checked_number(r0, "r0")
+    radius = common._float(radius, "radius")
+    grad_l1 = common._float(grad_l1, "grad_l1")
+    if len(radius.shape) != 1 or not common.same_shape(
+        tuple(radius.shape), tuple(grad_l1.shape)
+    ):
+        raise ValueError(
+            "`radius` and `grad_l1` must be (batch,) vectors of one shape, got "
+            f"shapes {tuple(radius.shape)} and {tuple(grad_l1.shape)}."
+        )
     usable = ops.logical_and(radius < r0, grad_l1 > 0)
     safe_norm = ops.where(grad_l1 > 0, grad_l1, 1.0)
     weights = ops.where(usable, ops.exp(-alpha * radius) / safe_norm, 0.0)
@@ -149,10 +144,16 @@ def dyart_loss(
     >>> loss = kr.losses.dyart_loss(y, net(x, training=True),
     ...                             net(x_hat, training=True), weights, lam=1000.0)
     """
-    lam = _check_number(lam, "lam", allow_zero=True)
-    temperature = _check_number(temperature, "temperature")
-    weights = ops.stop_gradient(ops.reshape(_float(margin_weights), (-1,)))
+    lam = common.checked_number(lam, "lam", allow_zero=True)
+    temperature = common.checked_number(temperature, "temperature")
+    logits_natural, logits_boundary = common.logits_inputs(
+        logits_natural=logits_natural, logits_boundary=logits_boundary
+    )
+    margin_weights = common.check_per_sample(
+        margin_weights, "margin_weights", logits_natural.shape[0]
+    )
+    weights = ops.stop_gradient(ops.reshape(margin_weights, (-1,)))
     phi = soft_margin(logits_boundary, y_true, temperature)
     boundary = ops.where(weights > 0, weights * phi, 0.0)
-    per_sample = cross_entropy(y_true, logits_natural) - lam * boundary
-    return weighted_mean(per_sample, sample_weight)
+    per_sample = common._cross_entropy(y_true, logits_natural) - lam * boundary
+    return common.weighted_mean(per_sample, sample_weight)

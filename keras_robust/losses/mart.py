@@ -2,9 +2,7 @@
 
 from keras import ops
 
-from keras_robust.losses.common import _float
-from keras_robust.losses.common import cross_entropy
-from keras_robust.losses.common import weighted_mean
+from keras_robust.losses import common
 from keras_robust.utils import labels as labels_lib
 
 
@@ -29,8 +27,11 @@ def mart_loss(y_true, logits_natural, logits_adversarial, beta=6.0, sample_weigh
     Returns:
         Scalar float32 loss.
     """
-    logits_natural = _float(logits_natural)
-    logits_adversarial = _float(logits_adversarial)
+    logits_natural, logits_adversarial = common.logits_inputs(
+        logits_natural=logits_natural, logits_adversarial=logits_adversarial
+    )
+    common.check_labels(y_true, logits_natural)
+    beta = common.checked_number(beta, "beta", allow_zero=True)
     num_classes = logits_natural.shape[-1]
     true_mask = labels_lib.to_one_hot(
         labels_lib.to_indices(y_true, num_classes), num_classes
@@ -42,7 +43,7 @@ def mart_loss(y_true, logits_natural, logits_adversarial, beta=6.0, sample_weigh
     prob_best_other = ops.sum(
         ops.one_hot(best_other, num_classes) * probs_adversarial, axis=-1
     )
-    boosted_ce = cross_entropy(y_true, logits_adversarial) - ops.log(
+    boosted_ce = common._cross_entropy(y_true, logits_adversarial) - ops.log(
         1.0001 - prob_best_other + 1e-12
     )
 
@@ -53,4 +54,4 @@ def mart_loss(y_true, logits_natural, logits_adversarial, beta=6.0, sample_weigh
     )
     prob_true = ops.sum(true_mask * probs_natural, axis=-1)
     per_sample = boosted_ce + beta * kl * (1.0000001 - prob_true)
-    return weighted_mean(per_sample, sample_weight)
+    return common.weighted_mean(per_sample, sample_weight)

@@ -6,8 +6,7 @@ import re
 
 from keras import ops
 
-from keras_robust.losses.common import _float
-from keras_robust.losses.common import weighted_mean
+from keras_robust.losses import common
 from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
 
@@ -183,15 +182,20 @@ def probability_distance(p, q, distance="se"):
     >>> kr.losses.probability_distance(p, q, "sqrt_js")   # shape (batch,)
     """
     name = canonical_distance(distance)
-    p, q = _float(p), _float(q)
+    p, q = common._float(p, "p"), common._float(q, "q")
+    if len(p.shape) < 1 or not common.same_shape(tuple(p.shape), tuple(q.shape)):
+        raise ValueError(
+            "`p` and `q` must be probability vectors of one shape (..., classes), "
+            f"got shapes {tuple(p.shape)} and {tuple(q.shape)}."
+        )
     log_p = ops.log(ops.maximum(p, _LOG_FLOOR))
     log_q = ops.log(ops.maximum(q, _LOG_FLOOR))
     return _distance(p, log_p, q, log_q, name)
 
 
 def _check_number(value, check):
-    # Python numbers are validated; tensors are the caller's responsibility.
-    return check(value) if isinstance(value, numbers.Number) else value
+    # Python values are validated; tensors are the caller's responsibility.
+    return check(value) if common.is_python_value(value) else value
 
 
 def score_loss(
@@ -249,8 +253,12 @@ def score_loss(
     label_smoothing = _check_number(label_smoothing, check_label_smoothing)
     name = canonical_distance(distance)
 
-    log_natural = ops.log_softmax(_float(logits_natural), axis=-1)
-    log_adversarial = ops.log_softmax(_float(logits_adversarial), axis=-1)
+    logits_natural, logits_adversarial = common.logits_inputs(
+        logits_natural=logits_natural, logits_adversarial=logits_adversarial
+    )
+    common.check_labels(y_true, logits_natural)
+    log_natural = ops.log_softmax(logits_natural, axis=-1)
+    log_adversarial = ops.log_softmax(logits_adversarial, axis=-1)
     natural, adversarial = ops.exp(log_natural), ops.exp(log_adversarial)
     num_classes = log_natural.shape[-1]
     targets = labels_lib.to_one_hot(y_true, num_classes)
@@ -261,4 +269,4 @@ def score_loss(
     robust_term = ops.relu(
         _distance(natural, log_natural, adversarial, log_adversarial, name) - clip_value
     )
-    return weighted_mean(natural_term + beta * robust_term, sample_weight)
+    return common.weighted_mean(natural_term + beta * robust_term, sample_weight)

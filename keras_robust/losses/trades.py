@@ -1,8 +1,6 @@
 """TRADES objective (Zhang et al., 2019)."""
 
-from keras_robust.losses.common import cross_entropy
-from keras_robust.losses.common import kl_divergence
-from keras_robust.losses.common import weighted_mean
+from keras_robust.losses import common
 
 
 def trades_loss(
@@ -27,7 +25,12 @@ def trades_loss(
     Example:
     >>> loss = kr.losses.trades_loss(y, model(x), model(x_adv), beta=6.0)
     """
-    per_sample = cross_entropy(y_true, logits_natural) + beta * kl_divergence(
-        logits_natural, logits_adversarial
+    logits_natural, logits_adversarial = common.logits_inputs(
+        logits_natural=logits_natural, logits_adversarial=logits_adversarial
     )
-    return weighted_mean(per_sample, sample_weight)
+    common.check_labels(y_true, logits_natural)
+    beta = common.checked_number(beta, "beta", allow_zero=True)
+    per_sample = common._cross_entropy(
+        y_true, logits_natural
+    ) + beta * common._kl_divergence(logits_natural, logits_adversarial)
+    return common.weighted_mean(per_sample, sample_weight)

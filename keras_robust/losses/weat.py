@@ -3,10 +3,7 @@
 from keras import ops
 
 from keras_robust import energy as energy_lib
-from keras_robust.losses.common import _float
-from keras_robust.losses.common import cross_entropy
-from keras_robust.losses.common import kl_divergence
-from keras_robust.losses.common import weighted_mean
+from keras_robust.losses import common
 
 WEAT_VARIANTS = ("adv", "nat")
 
@@ -26,7 +23,7 @@ def weat_weights(energy):
     Example:
     >>> kr.losses.weat_weights(kr.energy.marginal_energy(logits))
     """
-    return 1.0 / ops.softplus(ops.abs(_float(energy)))
+    return 1.0 / ops.softplus(ops.abs(common._float(energy, "energy")))
 
 
 def weat_loss(
@@ -63,13 +60,18 @@ def weat_loss(
     """
     if variant not in WEAT_VARIANTS:
         raise ValueError(f"`variant` must be 'adv' or 'nat', got {variant!r}.")
+    logits_natural, logits_adversarial = common.logits_inputs(
+        logits_natural=logits_natural, logits_adversarial=logits_adversarial
+    )
+    common.check_labels(y_true, logits_natural)
+    beta = common.checked_number(beta, "beta", allow_zero=True)
     weights = ops.stop_gradient(
         weat_weights(energy_lib.marginal_energy(logits_natural))
     )
     if normalize_weights:
         weights = weights / ops.mean(weights)
     classified = logits_adversarial if variant == "adv" else logits_natural
-    per_sample = cross_entropy(y_true, classified) + beta * kl_divergence(
-        logits_natural, logits_adversarial
-    )
-    return weighted_mean(weights * per_sample, sample_weight)
+    per_sample = common._cross_entropy(
+        y_true, classified
+    ) + beta * common._kl_divergence(logits_natural, logits_adversarial)
+    return common.weighted_mean(weights * per_sample, sample_weight)

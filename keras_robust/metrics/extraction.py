@@ -185,6 +185,8 @@ def feature_batches(
     batch_size = validation.positive_integer(batch_size, "batch_size")
     if verbose not in _VERBOSE:
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'; got {verbose!r}.")
+    if feature_extractor is not None:  # checked even if only features come
+        resolve_extractor(feature_extractor, extractor_name, output)
     batches, count = _source(data, batch_size, name)
     extractor = None
     progress = None
@@ -251,7 +253,10 @@ def extract_features(data, feature_extractor=None, batch_size=50, verbose="auto"
     >>> features = kr.metrics.extract_features(x, feature_extractor=encoder)
     """
     parts = [
-        f for f, _ in feature_batches(data, feature_extractor, batch_size, verbose)
+        f
+        for f, _ in feature_batches(
+            data, feature_extractor, batch_size, verbose, name="data"
+        )
     ]
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
@@ -273,6 +278,8 @@ def feature_statistics(data, feature_extractor=None, batch_size=50, verbose="aut
     >>> real.save("real_stats.npz")
     """
     stats = statistics.FeatureStatistics()
-    for features, _ in feature_batches(data, feature_extractor, batch_size, verbose):
+    for features, _ in feature_batches(
+        data, feature_extractor, batch_size, verbose, name="data"
+    ):
         stats.update(features)
     return stats

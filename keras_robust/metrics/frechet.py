@@ -32,8 +32,17 @@ from keras_robust.metrics import extraction
 from keras_robust.metrics import statistics
 
 
+def _float64(value, name):
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`{name}` must be a numeric array, got {type(value).__name__}."
+        ) from None
+
+
 def _vector(value, name):
-    array = np.asarray(value, dtype=np.float64)
+    array = _float64(value, name)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(
             f"`{name}` must be a (d,) mean vector; got shape {array.shape}."
@@ -44,7 +53,7 @@ def _vector(value, name):
 
 
 def _covariance(value, name, dim):
-    array = np.asarray(value, dtype=np.float64)
+    array = _float64(value, name)
     if array.shape != (dim, dim):
         raise ValueError(
             f"`{name}` must be a ({dim}, {dim}) covariance matching its mean; got "

@@ -21,8 +21,6 @@ two distributions are the same.
 Reference: Binkowski et al., "Demystifying MMD GANs" (ICLR 2018).
 """
 
-import numbers
-
 import numpy as np
 
 from keras_robust.metrics import extraction
@@ -116,10 +114,8 @@ def kernel_inception_distance(
     if subset_size < 2:
         raise ValueError(f"`subset_size` must be an integer >= 2, got {subset_size}.")
     num_subsets = validation.positive_integer(num_subsets, "num_subsets")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-    ):
-        raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
+    if seed is not None:
+        seed = validation.non_negative_integer(seed, "seed")
     feature_extractor = extraction.resolve_extractor(feature_extractor)
     x = _features(real, "real", feature_extractor, batch_size, verbose)
     y = _features(fake, "fake", feature_extractor, batch_size, verbose)

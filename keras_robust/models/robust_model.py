@@ -154,7 +154,7 @@ class RobustModel(backend.RobustTrainer):
         self.seed = (
             None if seed is None else validation.non_negative_integer(seed, "seed")
         )
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.on_nonfinite_batch = nonfinite.check_policy(on_nonfinite_batch)
         self.skipped_batches_tracker = keras.metrics.Sum(name="skipped_batches")
         self.loss_tracker = keras.metrics.Mean(name="loss")

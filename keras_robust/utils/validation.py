@@ -39,6 +39,13 @@ def non_negative_integer(value, name):
     return int(value)
 
 
+def seed_value(seed, name="seed"):
+    """None, a `keras.random.SeedGenerator`, or an int >= 0 (numpy ints become int)."""
+    if seed is None or isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    return non_negative_integer(seed, name)
+
+
 def norm_name(value):
     """'linf' or 'l2'; also accepts 'inf', numpy.inf, 'l2', 2."""
     key = None
@@ -106,6 +113,28 @@ def check_images(x, clip_min, clip_max, name="x", range_text=None, advice=None):
         )
 
 
+def check_data(x, y):
+    """`x` and `y`: arrays with one label per image, or a dataset without `y`."""
+    if y is None:
+        if isinstance(x, np.ndarray):
+            raise ValueError("`y` is required with array images `x`.")
+        if not hasattr(x, "__iter__"):
+            raise TypeError(
+                "`x` must be images with labels `y`, or a dataset of (images, "
+                f"labels) batches; got {type(x).__name__}."
+            )
+        return
+    if np.ndim(x) < 1:
+        raise TypeError(
+            f"`x` must be an array of images when `y` is given, got {type(x).__name__}."
+        )
+    if np.ndim(y) < 1 or len(y) != len(x):
+        raise ValueError(
+            f"`y` must hold one label per image of `x` ({len(x)}), got shape "
+            f"{np.shape(y)}."
+        )
+
+
 def check_logits(logits, where="classifier"):
     """The classifier must return (batch, classes) logits with classes >= 2."""
     shape = tuple(logits.shape)
@@ -126,9 +155,47 @@ def check_logits(logits, where="classifier"):
     return shape[-1]
 
 
-def check_labels(y, num_classes, name="y"):
-    """Integer labels in [0, classes) or dense labels of shape (batch, classes)."""
-    array = np.asarray(keras.ops.convert_to_numpy(y))
+def _is_numeric(dtype):
+    try:
+        dtype = keras.backend.standardize_dtype(dtype)
+    except ValueError:  # strings, objects
+        return False
+    return dtype == "bool" or dtype.startswith(("int", "uint", "float", "bfloat"))
+
+
+def float_tensor(value, name):
+    """`value` as a float32 tensor; a TypeError naming it for non-numeric data."""
+    try:
+        tensor = keras.ops.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        tensor = None
+    if tensor is None or not _is_numeric(tensor.dtype):
+        raise TypeError(
+            f"`{name}` must be a numeric array or tensor, got {type(value).__name__}"
+            f"{'' if tensor is None else f' of dtype {tensor.dtype}'}."
+        )
+    return keras.ops.cast(tensor, "float32")
+
+
+def check_labels(y, num_classes, name="y", batch_size=None):
+    """Integer labels in [0, classes) or dense labels of shape (batch, classes).
+
+    With `batch_size`, there must be one label per example of the batch.
+    """
+    try:
+        array = np.asarray(keras.ops.convert_to_numpy(y))
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if not _is_numeric(array.dtype):
+        raise TypeError(
+            f"`{name}` must be numeric class labels, got {type(y).__name__}"
+            f" of dtype {array.dtype}."
+        )
+    if batch_size is not None and array.ndim and len(array) != batch_size:
+        raise ValueError(
+            f"`{name}` holds {len(array)} labels for a batch of {batch_size} "
+            "examples: pass one label per example."
+        )
     if array.ndim == 2 and array.shape[-1] == num_classes:
         if not np.all(np.isfinite(array)) or np.any(array < 0):
             raise ValueError(

@@ -184,7 +184,7 @@ def test_the_chain_traces_inside_a_users_compiled_function():
         (dict(noise_std=float("nan")), "`noise_std`"),
         (dict(momentum=1.0), "`momentum`"),
         (dict(energy="free"), "`energy`"),
-        (dict(clip=(1.0, 0.0)), "clip_min"),
+        (dict(clip=(1.0, 0.0)), "`clip`"),
         (dict(batch_size=0), "`batch_size`"),
         (dict(initializer="pca"), "`initializer`"),
         (dict(jit_compile="yes"), "`jit_compile`"),

@@ -133,7 +133,7 @@ def test_image_and_extractor_errors_name_the_argument():
         metrics.extract_features(x, encoder, batch_size=0)
     with pytest.raises(ValueError, match="`verbose`"):
         metrics.extract_features(x, encoder, verbose=3)
-    with pytest.raises(TypeError, match="`images` must be an array"):
+    with pytest.raises(TypeError, match="`data` must be an array"):
         metrics.extract_features(42)
     with pytest.raises(ValueError, match="yielded no samples"):
         metrics.extract_features(iter([]))

@@ -1,0 +1,1 @@
+"""Bad-input fuzzing of the public API with Hypothesis (see `oracle`)."""
