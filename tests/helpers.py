@@ -12,6 +12,20 @@ def tiny_cnn(num_classes=10, input_shape=(8, 8, 1), **kwargs):
     return kr.architectures.SmallCNN(num_classes, input_shape, **kwargs)
 
 
+class Batches(keras.utils.PyDataset):
+    """A `PyDataset` over a list of ready batches (tuples), in order."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.batches[index]
+
+
 def linear_classifier(weights, bias):
     """Dense logits model f(x) = x W + b with the given numpy weights."""
     inputs = keras.Input((weights.shape[0],))

@@ -77,6 +77,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_robust as kr  # noqa: E402
+from tests.helpers import Batches  # noqa: E402
 
 BATCH = 16  # global batch: 8 examples per replica
 EPOCHS = 2
@@ -171,18 +172,6 @@ def train(model, x, y, evaluate=True):
             model.evaluate(**batches(x, y), verbose=0, return_dict=True)
         )
     return report
-
-
-class Batches(keras.utils.PyDataset):
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, index):
-        return self.batches[index]
 
 
 def nonfinite_batch(model, x, y, check_raise=True):

@@ -13,27 +13,16 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
+from tests.helpers import Batches
 from tests.helpers import to_numpy
 
 METHODS = ("AT", "TRADES", "MART", "WEAT", "SCORE", "FastAT", "DyART")
 BATCH = 8
 
 
-class _Batches(keras.utils.PyDataset):
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, index):
-        return self.batches[index]
-
-
 def _fit(model, batches, **kwargs):
     # Keras shuffles the batch order of a PyDataset unless told not to.
-    return model.fit(_Batches(batches), shuffle=False, verbose=0, **kwargs)
+    return model.fit(Batches(batches), shuffle=False, verbose=0, **kwargs)
 
 
 def _model(method, policy="raise"):
@@ -148,11 +137,11 @@ def test_raise_is_the_default_and_names_the_way_out(digits):
 
 def test_validation_and_evaluate_skip_or_raise(digits):
     b0, b1, b2 = _batches(digits, 3)
-    bad = _Batches([b0, _poisoned(b1, "x_nan"), b2])
+    bad = Batches([b0, _poisoned(b1, "x_nan"), b2])
     skipping = _model("TRADES", "skip")
     logs = skipping.evaluate(bad, verbose=0, return_dict=True)
     twin = _model("TRADES", "skip")  # the same seed state for the eval attack
-    clean = twin.evaluate(_Batches([b0, b2]), verbose=0, return_dict=True)
+    clean = twin.evaluate(Batches([b0, b2]), verbose=0, return_dict=True)
     assert logs.pop("skipped_batches") == 1.0
     assert clean.pop("skipped_batches") == 0.0
     assert logs == clean
@@ -195,6 +184,6 @@ def test_callbacks_passed_positionally_are_kept(digits):
     log = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))
     model = _model("DyART")
     # fit(x, y, batch_size, epochs, verbose, callbacks)
-    model.fit(_Batches([b0, b1]), None, None, 2, 0, [log], shuffle=False)
+    model.fit(Batches([b0, b1]), None, None, 2, 0, [log], shuffle=False)
     assert seen == [0, 1]
     assert float(to_numpy(model.current_epoch)) == 1.0  # DyART's own callback ran
