@@ -39,6 +39,7 @@ class AT(RobustModel):
     """
 
     attack_training_mode_default = True
+    supports_joint_forward = False  # f(x) only feeds the logged metrics.
 
     def build_attack(self):
         return self.training_pgd(loss="ce", random_start="uniform")

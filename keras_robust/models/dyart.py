@@ -111,6 +111,9 @@ class DyART(RobustModel):
     Decision Boundary Dynamics for Adversarial Robustness", ICLR 2023.
     """
 
+    # Its objective takes f(x) and f(x_boundary) from its own passes.
+    supports_joint_forward = False
+
     def __init__(
         self,
         classifier=None,

@@ -81,6 +81,15 @@ class RobustModel(backend.RobustTrainer):
             (without updating moving statistics); default per method.
         seed: seed of the model's `keras.random.SeedGenerator`, which drives
             every random start, so compiled steps are reproducible.
+        joint_forward: run f(x) and f(x*) as ONE forward pass over the
+            concatenated batch [x; x*] (2B images) and split the logits
+            (default False: two passes, as the reference codes). Only for
+            methods whose objective uses both (TRADES, MART, WEAT, SCORE).
+            Without BatchNorm the logits are the same and one larger pass
+            can be faster; with BatchNorm, training-mode statistics are then
+            those of the mixed 2B batch for both halves (not of x and of x*
+            separately), and the moving statistics move once per step, toward
+            the mixed batch, instead of twice.
         on_nonfinite_batch: what a batch with NaN/Inf values in x, y or
             sample_weight does. It is never used (no weight, optimizer,
             BatchNorm, seed or metric state changes) and is counted in the
@@ -90,6 +99,9 @@ class RobustModel(backend.RobustTrainer):
     """
 
     attack_training_mode_default = False
+    # Whether the objective takes f(x) and f(x*) from `compute_logits`'s
+    # two training passes, which `joint_forward` may fuse into one.
+    supports_joint_forward = True
 
     def __init__(
         self,
@@ -102,6 +114,7 @@ class RobustModel(backend.RobustTrainer):
         eval_attack=None,
         attack_training_mode=None,
         seed=None,
+        joint_forward=False,
         on_nonfinite_batch="raise",
         **kwargs,
     ):
@@ -155,12 +168,27 @@ class RobustModel(backend.RobustTrainer):
             None if seed is None else validation.non_negative_integer(seed, "seed")
         )
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.joint_forward = self._check_joint_forward(joint_forward)
         self.on_nonfinite_batch = nonfinite.check_policy(on_nonfinite_batch)
         self.skipped_batches_tracker = keras.metrics.Sum(name="skipped_batches")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.adv_accuracy_tracker = keras.metrics.Mean(name="adv_accuracy")
         self.energy_natural_tracker = keras.metrics.Mean(name="energy_natural")
         self.energy_adversarial_tracker = keras.metrics.Mean(name="energy_adversarial")
+
+    def _check_joint_forward(self, joint_forward):
+        if not isinstance(joint_forward, bool):
+            raise TypeError(
+                f"`joint_forward` must be True or False, got {joint_forward!r}."
+            )
+        if joint_forward and not self.supports_joint_forward:
+            raise ValueError(
+                f"`joint_forward=True` is not available for "
+                f"{type(self).__name__}: its objective does not use the two "
+                "training passes f(x) and f(x*) that it would fuse (TRADES, "
+                "MART, WEAT and SCORE do)."
+            )
+        return joint_forward
 
     # ---- what a method defines -------------------------------------------
 
@@ -208,8 +236,13 @@ class RobustModel(backend.RobustTrainer):
         A method may return a third element, a dict of per-sample `extras`
         (e.g. weights computed by its search); they then reach
         `compute_objective` and `update_method_trackers` as the keyword
-        argument `extras`.
+        argument `extras`. With `joint_forward`, one pass over [x; x*].
         """
+        if self.joint_forward:
+            batch = ops.shape(x)[0]
+            both = ops.concatenate([x, ops.cast(x_adv, x.dtype)], axis=0)
+            logits = self.classifier(both, training=training)
+            return logits[:batch], logits[batch:]
         return (
             self.classifier(x, training=training),
             self.classifier(x_adv, training=training),
@@ -400,6 +433,7 @@ class RobustModel(backend.RobustTrainer):
             "eval_attack": keras.saving.serialize_keras_object(self.eval_attack),
             "attack_training_mode": self.attack_training_mode,
             "seed": self.seed,
+            "joint_forward": self.joint_forward,
             "on_nonfinite_batch": self.on_nonfinite_batch,
         }
 
