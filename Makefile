@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-BACKENDS ?= tensorflow jax
+BACKENDS ?= tensorflow jax torch
+# The PyTorch CPU build (the default wheel of a newer torch pulls CUDA).
+TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[tensorflow,jax,test]"
+	$(BIN)/python -m pip install --quiet -e ".[tensorflow,jax,test]" "$(TORCH)"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -52,9 +54,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix keras_robust tests benchmarks examples
 
 benchmark: $(STAMP)
-	@for backend in $(BACKENDS); do \
-		KERAS_BACKEND=$$backend $(BIN)/python benchmarks/train_step.py; \
-	done
+	$(BIN)/python benchmarks/train_step.py --backends $(BACKENDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -27,7 +27,10 @@ def main():
     keras.utils.set_random_seed(0)
     net = kr.architectures.SmallCNN(10, (8, 8, 1))
     model = kr.models.AT(net, epsilon=EPSILON, step_size=EPSILON / 4, steps=10, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        steps_per_execution=kr.backend.steps_per_execution(11),
+    )
     model.fit(x, y, batch_size=64, epochs=args.epochs, verbose=0)
     evaluations = {
         "PGD-20 (step eps/4)": [kr.attacks.PGD(EPSILON, steps=20, seed=0)],

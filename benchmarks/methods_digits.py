@@ -43,13 +43,16 @@ def train(method, seed, epochs, x, y):
         model.compile(
             optimizer=keras.optimizers.Adam(2e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            steps_per_execution=11,
+            steps_per_execution=kr.backend.steps_per_execution(11),
         )
     else:
         arguments = {"epsilon": EPSILON, "step_size": EPSILON / 4, "steps": 10}
         arguments.update(kwargs)
         model = getattr(kr.models, method)(net, seed=seed, **arguments)
-        model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3),
+            steps_per_execution=kr.backend.steps_per_execution(11),
+        )
     start = time.perf_counter()
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     return net, (time.perf_counter() - start) / epochs

@@ -43,7 +43,10 @@ def run(activation, seed, epochs, digits):
     model = kr.models.AT(
         net, epsilon=EPSILON, step_size=EPSILON / 4, steps=10, seed=seed
     )
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        steps_per_execution=kr.backend.steps_per_execution(11),
+    )
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     attack = kr.attacks.PGD(EPSILON, step_size=0.02, steps=50, seed=seed)
     x_adv = attack(net, x_test, y_test)

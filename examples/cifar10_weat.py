@@ -38,7 +38,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--backend",
-        choices=["tensorflow", "jax"],
+        choices=["tensorflow", "jax", "torch"],
         default=None,
         help="Keras backend (default: $KERAS_BACKEND or Keras' own)",
     )

@@ -34,7 +34,10 @@ def train(method, x, y, epochs):
         net.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     else:
         model = kr.models.AT(net, epsilon=EPSILON, step_size=EPSILON / 4, steps=10)
-        model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3),
+            steps_per_execution=kr.backend.steps_per_execution(11),
+        )
         model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     return net
 

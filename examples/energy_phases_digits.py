@@ -31,7 +31,10 @@ def main():
         model = getattr(kr.models, method)(
             net, epsilon=args.epsilon, step_size=args.epsilon / 4, steps=10, seed=0
         )
-        model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3),
+            steps_per_execution=kr.backend.steps_per_execution(11),
+        )
         directory = os.path.join(args.out, method.lower())
         logger = kr.callbacks.EnergyPhaseLogger(log_dir=directory, verbose=1)
         model.fit(

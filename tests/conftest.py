@@ -14,6 +14,24 @@ import keras_robust as kr  # noqa: E402
 BACKEND = keras.backend.backend()
 
 
+# PyTorch runs eagerly, op by op: the multi-epoch trainings marked `slow`
+# take many times longer there than under TensorFlow's graphs and XLA, so
+# `make test` runs them on TensorFlow and JAX, and on PyTorch only when
+# KERAS_ROBUST_SLOW_TESTS=1 (what a change to backend/torch.py should run).
+RUN_SLOW = BACKEND != "torch" or os.environ.get("KERAS_ROBUST_SLOW_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(
+        reason="slow on PyTorch's eager backend; KERAS_ROBUST_SLOW_TESTS=1 runs it"
+    )
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_session():
     keras.backend.clear_session()

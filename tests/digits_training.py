@@ -42,14 +42,17 @@ def train_on_digits(method, digits, epochs=30, steps=10, activation="relu", **kw
         model.compile(
             optimizer=keras.optimizers.Adam(2e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            steps_per_execution=11,
+            steps_per_execution=kr.backend.steps_per_execution(11),
         )
     else:
         kwargs.setdefault("step_size", EPSILON / 4)
         model = getattr(kr.models, method)(
             net, epsilon=EPSILON, steps=steps, seed=0, **kwargs
         )
-        model.compile(optimizer=keras.optimizers.Adam(2e-3), steps_per_execution=11)
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-3),
+            steps_per_execution=kr.backend.steps_per_execution(11),
+        )
     history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     _TRAINED[key] = (net, history.history)
     return _TRAINED[key]

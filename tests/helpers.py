@@ -5,6 +5,12 @@ import numpy as np
 
 import keras_robust as kr
 
+# `jit_compile` for `fit` tests that check a step compiles: XLA on TensorFlow
+# and JAX. On PyTorch, `torch.compile` costs minutes per model on a CPU, so
+# those tests run Keras' eager default there; `torch.compile` of the robust
+# step is checked once, in tests/models/test_robust_model.py.
+FIT_JIT_COMPILE = "auto" if kr.backend.BACKEND == "torch" else True
+
 
 def tiny_cnn(num_classes=10, input_shape=(8, 8, 1), **kwargs):
     kwargs.setdefault("filters", (16, 32))

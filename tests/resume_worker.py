@@ -123,7 +123,8 @@ def fit(model, backup_dir, *extra_callbacks, seed=SEED):
             # Before the backup's restore: every run starts its epochs from
             # the same RNG states (at train begin, after Keras' first-fit
             # build, which draws a shuffle only for a model never fit), and a
-            # resumed one then restores NumPy's (JAX's shuffles) from the backup.
+            # resumed one then restores NumPy's (JAX's shuffles) and torch's
+            # (PyTorch's shuffles and Dropout masks) from the backup.
             keras.callbacks.LambdaCallback(
                 on_train_begin=lambda logs: keras.utils.set_random_seed(seed)
             ),

@@ -5,7 +5,8 @@ runs each method uninterrupted (the reference) and again up to a stop in the
 middle of epoch 1, the last method by SIGKILL; the second, a fresh process,
 resumes every method from its backup. Weights, optimizer variables, seed
 states and history must match the reference bit for bit (CPU kernels are
-deterministic; nothing here needs `enable_op_determinism`).
+deterministic for a given thread count, the same in both processes; nothing
+here needs `enable_op_determinism` or `torch.use_deterministic_algorithms`).
 """
 
 import json
@@ -194,8 +195,15 @@ def test_keras_callback_alone_loses_seed_state_and_history(tmp_path):
     expected = _fit(kr.callbacks.BackupAndRestore(tmp_path / "reference"))
     keras_backup = keras.callbacks.BackupAndRestore(tmp_path / "keras")
     assert _fit(keras_backup, stop=(1, 2)) is None
-    seed, history, _ = _fit(keras.callbacks.BackupAndRestore(tmp_path / "keras"))
-    assert not np.array_equal(seed, expected[0])  # other Dropout masks
+    seed, history, weights = _fit(keras.callbacks.BackupAndRestore(tmp_path / "keras"))
+    # Other Dropout masks after the restart, so other weights. TensorFlow and
+    # JAX draw them from the Dropout's SeedGenerator, whose state Keras does
+    # not restore; PyTorch draws those of a Dropout without `seed` from
+    # torch's global RNG (the SeedGenerator's state never moves there), which
+    # Keras does not restore either.
+    assert not all(map(np.array_equal, weights, expected[2]))
+    if BACKEND != "torch":
+        assert not np.array_equal(seed, expected[0])
     assert len(history["loss"]) == 2  # and the first epoch is missing
 
     assert _fit(kr.callbacks.BackupAndRestore(tmp_path / "kr"), stop=(1, 2)) is None

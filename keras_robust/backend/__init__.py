@@ -6,7 +6,8 @@ Keras layers. This package supplies, per backend:
 - `RobustTrainer`: a `keras.Model` base class whose `train_step`/`test_step`
   run the backend-independent hooks of `kr.models.RobustModel` (craft x*,
   compute the objective, update metrics) with the backend's own gradient
-  machinery (TensorFlow `GradientTape`, JAX stateless `jax.grad`). They
+  machinery (TensorFlow `GradientTape`, JAX stateless `jax.grad`, PyTorch
+  `backward()` after an attack using `torch.autograd.grad`). They
   also run data-parallel: under `keras.distribution.DataParallel` on JAX
   (one program over the global batch, nothing to add) and under
   `tf.distribute` strategies on TensorFlow (per-replica loss scaling, one
@@ -24,6 +25,14 @@ Keras layers. This package supplies, per backend:
   batch does not re-trace the loop; TensorFlow uses XLA when `jit_compile`.
 - `resolve_jit_compile(jit_compile)`: what `jit_compile="auto"` means here
   (Keras' rule: JAX always XLA; TensorFlow XLA only with a GPU).
+- `global_rng_state()` / `set_global_rng_state(state)`: the state (JSON
+  data) of a backend's global random generator that Keras itself draws
+  from, for exact resumption: PyTorch's (shuffling, unseeded `Dropout`);
+  None / nothing elsewhere, where Keras draws from `SeedGenerator`s and
+  NumPy.
+- `steps_per_execution(steps)`: the `steps_per_execution` to pass to
+  `compile` for `steps` fused steps: `steps` itself, except on PyTorch,
+  whose Keras trainer runs one step per call (and rejects more).
 - `compile_function(fn, jit_compile=True)`: compile a function such as an
   attack call (`tf.function` / `jax.jit`), for tests and one-off use. Under
   `jax.jit` the weights `fn` reads are frozen into the compiled function:
@@ -37,7 +46,7 @@ Keras layers. This package supplies, per backend:
 import keras
 
 BACKEND = keras.backend.backend()
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 if BACKEND == "tensorflow":
     from keras_robust.backend.tensorflow import RobustTrainer
@@ -55,6 +64,16 @@ elif BACKEND == "jax":
     from keras_robust.backend.jax import input_gradient_with_aux
     from keras_robust.backend.jax import is_tracing
     from keras_robust.backend.jax import resolve_jit_compile
+elif BACKEND == "torch":
+    from keras_robust.backend.torch import RobustTrainer
+    from keras_robust.backend.torch import compile_attack
+    from keras_robust.backend.torch import compile_function
+    from keras_robust.backend.torch import global_rng_state
+    from keras_robust.backend.torch import input_gradient
+    from keras_robust.backend.torch import input_gradient_with_aux
+    from keras_robust.backend.torch import is_tracing
+    from keras_robust.backend.torch import resolve_jit_compile
+    from keras_robust.backend.torch import set_global_rng_state
 else:
     from keras_robust.backend.unsupported import RobustTrainer
     from keras_robust.backend.unsupported import compile_attack
@@ -64,14 +83,43 @@ else:
     from keras_robust.backend.unsupported import is_tracing
     from keras_robust.backend.unsupported import resolve_jit_compile
 
+if BACKEND != "torch":
+
+    def global_rng_state():
+        """None: Keras draws from `SeedGenerator`s and NumPy here."""
+        return None
+
+    def set_global_rng_state(state):
+        del state
+
+
+def steps_per_execution(steps):
+    """`steps` for `model.compile(steps_per_execution=...)`; 1 on PyTorch.
+
+    Fusing several training steps in one compiled call saves the per-call
+    overhead of TensorFlow and JAX; Keras' PyTorch trainer runs eagerly and
+    accepts only 1.
+
+    Example:
+
+    ```python
+    model.compile(optimizer="adam", steps_per_execution=kr.backend.steps_per_execution(11))
+    ```
+    """
+    return 1 if BACKEND == "torch" else steps
+
+
 __all__ = [
     "BACKEND",
     "SUPPORTED_BACKENDS",
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "global_rng_state",
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
     "resolve_jit_compile",
+    "set_global_rng_state",
+    "steps_per_execution",
 ]

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from keras_robust.backend.guarded_steps import GuardedSteps
+
 
 def input_gradient(fn, x):
     """Gradient of the scalar `fn(x)` with respect to the tensor `x`.
@@ -63,7 +65,7 @@ def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=Fal
     )
 
 
-class RobustTrainer(keras.Model):
+class RobustTrainer(GuardedSteps, keras.Model):
     """`train_step`/`test_step` for `RobustModel` on TensorFlow.
 
     The attack runs before the weight tape opens, so its K forward/backward
@@ -91,12 +93,6 @@ class RobustTrainer(keras.Model):
 
     Without a strategy the step is the plain `tf.cond` above.
     """
-
-    def train_step(self, data):
-        return self._guarded_step(self._train_on_batch, data)
-
-    def test_step(self, data):
-        return self._guarded_step(self._test_on_batch, data)
 
     def _guarded_step(self, step, data):
         """`step(x, y, sample_weight)` if the batch is finite, else a skip."""

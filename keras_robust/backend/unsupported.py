@@ -1,4 +1,4 @@
-"""Placeholders for backends keras_robust does not run on yet (PyTorch).
+"""Placeholders for the Keras backends keras_robust does not run on (NumPy, OpenVINO).
 
 Pure functions (`kr.losses`, `kr.energy`) work on every backend; anything that
 needs an input gradient or a custom training step raises a clear error here.
@@ -11,7 +11,7 @@ def _unsupported(what):
     return NotImplementedError(
         f"{what} is not available on the Keras backend "
         f"'{keras.backend.backend()}' yet. keras_robust runs on "
-        "KERAS_BACKEND=tensorflow and KERAS_BACKEND=jax; set one of them "
+        "KERAS_BACKEND=tensorflow, jax and torch; set one of them "
         "before importing keras (e.g. `export KERAS_BACKEND=jax`)."
     )
 

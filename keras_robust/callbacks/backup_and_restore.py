@@ -9,6 +9,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_robust import backend
+
 _STATE_FILE = "robust_state.json"
 
 
@@ -22,11 +24,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     uninterrupted one, nor the logs of the epochs already trained, so the
     `History` that `fit` returns after a restart lacks them.
 
-    This subclass writes both (and NumPy's global RNG state) next to Keras'
-    checkpoint, in
+    This subclass writes both, NumPy's global RNG state and, on PyTorch,
+    torch's global RNG states next to Keras' checkpoint, in
     `backup_dir/robust_state.json`, each time Keras writes one, and restores
-    them when `fit` starts again. Killed (even by SIGKILL) anywhere but while
-    a checkpoint is being written, and restarted with the same `backup_dir`,
+    them when `fit` starts again. (On PyTorch, Keras shuffles arrays and
+    draws the masks of `Dropout` layers built without a `seed` from torch's
+    global RNG, not from their `SeedGenerator`, whose state stays put.)
+    Killed (even by SIGKILL) anywhere but while a checkpoint is being
+    written, and restarted with the same `backup_dir`,
     a run then ends with the weights, optimizer state, seed state and
     `History` of an uninterrupted run, bit for bit, given
 
@@ -35,13 +40,15 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       trains the batches before it twice (a warning says so on restore);
     - data in the same order as in an uninterrupted run: arrays with
       `shuffle=True` after `keras.utils.set_random_seed(...)` (on JAX Keras
-      shuffles them with NumPy's global RNG, whose state is backed up and
-      restored too; on TensorFlow the seeded shuffle is the same in every
-      process), `shuffle=False`, or a dataset whose order does not depend on
-      how many epochs this process has already iterated;
-    - deterministic kernels (CPU; on GPU,
-      `tf.config.experimental.enable_op_determinism()` or
-      `XLA_FLAGS=--xla_gpu_deterministic_ops=true`).
+      shuffles them with NumPy's global RNG, on PyTorch with torch's, whose
+      states are backed up and restored too; on TensorFlow the seeded
+      shuffle is the same in every process), `shuffle=False`, or a dataset
+      whose order does not depend on how many epochs this process has
+      already iterated;
+    - deterministic kernels (CPU, with the same number of threads; on GPU,
+      `tf.config.experimental.enable_op_determinism()`,
+      `XLA_FLAGS=--xla_gpu_deterministic_ops=true` or
+      `torch.use_deterministic_algorithms(True)`).
 
     The seed state saved is that of every `keras.random.SeedGenerator` the
     model tracks: `model.variables` that are not `model.weights`. The state
@@ -128,6 +135,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 keras.ops.convert_to_numpy(v.value).tolist() for v in seeds
             ],
             "numpy_rng": _numpy_rng_state(),
+            "torch_rng": backend.global_rng_state(),
             "epochs": list(self._epochs),
             "history": self._history,
         }
@@ -160,6 +168,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._restore_seeds(state)
         if "numpy_rng" in state:
             _set_numpy_rng_state(state["numpy_rng"])
+        if state.get("torch_rng") is not None:
+            backend.set_global_rng_state(state["torch_rng"])
         self._epochs = list(state["epochs"])
         self._history = {k: list(v) for k, v in state["history"].items()}
         self._pending_history = (list(self._epochs), dict(self._history))

@@ -28,7 +28,7 @@ def rerun(backend, argv=None):
     """Runs the command again with `KERAS_BACKEND=backend`.
 
     Args:
-        backend: "tensorflow" or "jax".
+        backend: "tensorflow", "jax" or "torch".
         argv: the arguments of `main(argv)`; None means `sys.argv[1:]`, in
             which case this process is replaced (`os.execve`) and the call
             does not return. With explicit arguments (`main([...])` from

@@ -15,7 +15,7 @@ from keras_robust.cli import errors
 from keras_robust.layers import activation_layer
 from keras_robust.layers.activation_layer import SAT_ACTIVATIONS
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 # What keras.saving.load_model reads.
 MODEL_EXTENSIONS = (".keras", ".h5")
 

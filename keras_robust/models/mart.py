@@ -22,8 +22,7 @@ class MART(BetaRobustModel):
     Args:
         classifier: a Keras model returning logits.
         beta: weight of the KL term, default 6.0.
-        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed,
-            joint_forward: see `RobustModel`.
+        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`.
 
     Example:
     >>> model = kr.models.MART(classifier, beta=6.0)

@@ -34,8 +34,7 @@ class SCORE(BetaRobustModel):
         distance: D, see `kr.losses.probability_distance`; default "se".
         clip_value: c >= 0, default 0.
         label_smoothing: s in [0, 1) of the squared-error target, default 0.
-        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed,
-            joint_forward: see `RobustModel`
+        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`
             (defaults 8/255, 2/255, 10 steps, L-inf, attack_training_mode=True).
 
     Example:

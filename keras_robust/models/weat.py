@@ -31,8 +31,7 @@ class WEAT(BetaRobustModel):
         beta: weight of the KL term, default 6.0.
         variant: "adv" (default, the paper's headline WEAT-adv) or "nat".
         normalize_weights: default False (the reference).
-        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed,
-            joint_forward: see `RobustModel`
+        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`
             (defaults 8/255, 2/255, 10 steps, L-inf).
 
     Example:

@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 import keras_robust as kr
+from tests.helpers import FIT_JIT_COMPILE
 from tests.helpers import to_numpy
 
 # Includes large |x| (overflow of exp(alpha x) in a naive softplus) and 0.
@@ -166,7 +167,7 @@ def test_layers_work_compiled():
     model.compile(
         optimizer="sgd",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=True,
+        jit_compile=FIT_JIT_COMPILE,
     )
     data = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
     history = model.fit(data, np.arange(16) % 2, epochs=2, verbose=0)

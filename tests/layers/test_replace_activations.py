@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 import keras_robust as kr
+from tests.helpers import FIT_JIT_COMPILE
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
 
@@ -206,7 +207,7 @@ def test_swapped_model_trains_adversarially_compiled(digits):
     (x, y), _ = digits
     net = kr.layers.replace_activations(tiny_cnn(), "smooth_relu")
     model = kr.models.AT(net, epsilon=0.1, step_size=0.05, steps=2, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=FIT_JIT_COMPILE)
     history = model.fit(x[:128], y[:128], batch_size=32, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     b_values = [float(to_numpy(layer.b)) for layer in net.layers if hasattr(layer, "b")]

@@ -9,6 +9,7 @@ from tests.conftest import BACKEND
 from tests.digits_training import EPSILON as DIGITS_EPSILON
 from tests.digits_training import clean_and_robust_accuracy
 from tests.digits_training import train_on_digits
+from tests.helpers import FIT_JIT_COMPILE
 from tests.helpers import linear_classifier
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
@@ -252,7 +253,7 @@ def test_compiled_fit_with_batchnorm(small, method):
     x, y = small
     kwargs = {"steps": 2, "distance": "sqrt_js"} if method == "SCORE" else {}
     model = bn_model(method, **kwargs)
-    model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=True)
+    model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=FIT_JIT_COMPILE)
     history = model.fit(
         x, y, batch_size=32, epochs=1, validation_data=(x[:32], y[:32]), verbose=0
     )

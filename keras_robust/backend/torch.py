@@ -1,0 +1,164 @@
+"""PyTorch plumbing: an eager training step and `torch.autograd` input gradients.
+
+Keras' torch backend runs op by op (`jit_compile="auto"` means no
+`torch.compile`), so the step is plain Python: a Python `if` on the batch's
+finiteness costs one device-to-host read, and attacks are not compiled.
+"""
+
+import base64
+import warnings
+
+import keras
+import torch
+
+from keras_robust.backend.guarded_steps import GuardedSteps
+
+
+def input_gradient(fn, x):
+    """Gradient of the scalar `fn(x)` with respect to the tensor `x`.
+
+    `torch.autograd.grad` with respect to `x` alone: nothing is written into
+    the weights' `.grad`, so an attack inside a training step leaves the
+    weight gradient alone. Grad mode is switched on because Keras runs
+    `evaluate` and `predict` under `torch.no_grad()`. Inputs that do not
+    reach the value get a zero gradient, not `None`.
+    """
+    gradient, _ = input_gradient_with_aux(lambda x: (fn(x), ()), x)
+    return gradient
+
+
+def input_gradient_with_aux(fn, x):
+    """(d value / dx, aux) for `fn(x) -> (scalar value, aux)`, in one pass.
+
+    `aux` (e.g. the logits) is returned detached.
+    """
+    x = keras.ops.convert_to_tensor(x).detach()
+    with torch.enable_grad():
+        x.requires_grad_(True)
+        value, aux = fn(x)
+        if value.requires_grad:
+            (gradient,) = torch.autograd.grad(value, x, allow_unused=True)
+        else:
+            gradient = None
+    if gradient is None:
+        gradient = torch.zeros_like(x)
+    return gradient.detach(), _detached(aux)
+
+
+def is_tracing(x):
+    del x  # Eager: every value is concrete.
+    return False
+
+
+def resolve_jit_compile(jit_compile):
+    """`"auto"` is eager, as Keras' own torch default (no `torch.compile`)."""
+    if jit_compile == "auto":
+        return False
+    return bool(jit_compile)
+
+
+def compile_function(fn, jit_compile=True):
+    """`fn` itself: op-by-op PyTorch is what the torch backend runs.
+
+    `torch.compile` is not used: it recompiles on every new attack shape and
+    hits its recompile limits inside Keras' layers.
+    """
+    del jit_compile
+    return fn
+
+
+def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=False):
+    """None: attacks run eagerly on the torch backend (nothing to reuse)."""
+    del perturb, forward, variables, seed, draw_seed, jit_compile
+    return None
+
+
+def global_rng_state():
+    """torch's global RNG states (CPU, and each CUDA device), as text.
+
+    On PyTorch, Keras shuffles arrays (`RandomSampler`; every `DataLoader`
+    iterator also draws a seed) and draws the masks of `Dropout` layers
+    built without a `seed` from these generators, not from a
+    `SeedGenerator`, so an exact resume must restore them.
+    """
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {
+        "cpu": _bytes_to_text(torch.get_rng_state()),
+        "cuda": [_bytes_to_text(state) for state in cuda],
+    }
+
+
+def set_global_rng_state(state):
+    """Restores what `global_rng_state()` returned."""
+    torch.set_rng_state(_text_to_bytes(state["cpu"]))
+    cuda = [_text_to_bytes(text) for text in state["cuda"]]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    elif cuda:
+        warnings.warn(
+            f"The checkpoint holds torch RNG states of {len(cuda)} CUDA "
+            f"devices, this process has {torch.cuda.device_count()}: they are "
+            "not restored, so this run will not match an uninterrupted one "
+            "exactly.",
+            stacklevel=3,
+        )
+
+
+def _bytes_to_text(tensor):
+    return base64.b64encode(tensor.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _text_to_bytes(text):
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+class RobustTrainer(GuardedSteps, keras.Model):
+    """`train_step`/`test_step` for `RobustModel` on PyTorch (eager).
+
+    The attack's input gradients come from `torch.autograd.grad` with
+    respect to the input only, so they never touch the weights' `.grad`;
+    the weight gradient is one `backward()` of the method's objective. A
+    batch with NaN/Inf values is not run at all: only `skipped_batches`
+    counts it. `keras.distribution` has no torch support in Keras 3.15:
+    data-parallel training is for the JAX and TensorFlow backends.
+    """
+
+    def _guarded_step(self, step, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not bool(self.batch_is_finite(x, y, sample_weight)):
+            return self.count_skipped_batches(True)
+        return step(x, y, sample_weight)
+
+    def _train_on_batch(self, x, y, sample_weight):
+        x_adv = _detached(self.generate_adversarial(x, y, training=True))
+        self.zero_grad()
+        loss, logits = self.compute_robust_loss(
+            x, x_adv, y, sample_weight, training=True
+        )
+        variables = self.trainable_variables
+        if variables:
+            self.optimizer.scale_loss(loss).backward()
+            gradients = [variable.value.grad for variable in variables]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, variables)
+        return self._metrics_of(x, y, loss, logits, sample_weight)
+
+    def _test_on_batch(self, x, y, sample_weight):
+        x_adv = _detached(self.generate_adversarial(x, y, training=False))
+        with torch.no_grad():
+            loss, logits = self.compute_robust_loss(
+                x, x_adv, y, sample_weight, training=False
+            )
+        return self._metrics_of(x, y, loss, logits, sample_weight)
+
+    def _metrics_of(self, x, y, loss, logits, sample_weight):
+        with torch.no_grad():
+            return self.compute_robust_metrics(
+                x, y, loss.detach(), _detached(logits), sample_weight
+            )
+
+
+def _detached(structure):
+    return keras.tree.map_structure(
+        lambda t: t.detach() if isinstance(t, torch.Tensor) else t, structure
+    )
