@@ -12,8 +12,11 @@ import sys
 import time
 
 
-def run_worker(script, backend, arguments):
-    """(result dict, None) from `script --worker ...` on `backend`, or (None, error)."""
+def run_worker(script, backend, arguments, error_chars=300):
+    """(result dict, None) from `script --worker ...` on `backend`, or (None, error).
+
+    The error is the last `error_chars` characters of the worker's stderr.
+    """
     environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
         [sys.executable, script, "--worker", *arguments],
@@ -22,7 +25,7 @@ def run_worker(script, backend, arguments):
         text=True,
     )
     if completed.returncode != 0:
-        return None, completed.stderr.strip()[-300:]
+        return None, completed.stderr.strip()[-error_chars:]
     return json.loads(completed.stdout.strip().splitlines()[-1]), None
 
 

@@ -1,6 +1,6 @@
 """Compile time against the attack's K, and peak memory of a training step.
 
-    python benchmarks/step_cost.py [--backends tensorflow jax]
+    python benchmarks/step_cost.py [--backends tensorflow jax] [--memory-batches 128 512]
 
 1. Compile time of kr.models.AT's training step (SmallCNN, batch 128,
    32x32x3) for K = 5 and K = 50 attack steps. JAX: the time of
@@ -10,18 +10,26 @@
    Both after a K = 1 warm-up that pays the process's one-time costs. The attack loop is
    a `keras.ops.fori_loop`, so the compiled program (and its compile time)
    must not grow with K: the ratio K=50 / K=5 should stay within 1.5.
-2. Peak memory (JAX only: XLA reports it exactly): the temporary buffers
-   (`memory_analysis().temp_size_in_bytes`) of the compiled training step
-   of a clean model and of AT (K = 10) and TRADES. The attack must not keep
-   K activation graphs alive, so AT / clean should stay within 1.3. The
-   step compiled here is the model's own `train_step(state, data)`, the
-   function Keras' `fit` compiles.
+2. Peak memory (JAX only) of the compiled training step of a clean model,
+   of AT (K = 10) and of TRADES, the model's own `train_step(state, data)`
+   that Keras' `fit` compiles. XLA's `memory_analysis()` gives the
+   temporaries (`temp_size_in_bytes`: one preallocated block whose size is
+   the peak of the buffers live at once under XLA's schedule), arguments,
+   outputs and aliased bytes. "peak RSS" is measured: the rise of the
+   process's resident memory (VmHWM after resetting it, minus VmRSS before)
+   while the compiled step runs once. It adds what XLA's analysis does not
+   see (library scratch buffers, thread stacks). The attack must not keep K
+   activation graphs alive, so AT / clean should stay within 1.3. Each
+   (scheduler, method, batch) runs in its own process, once with XLA:CPU's
+   default (concurrency-optimized) scheduler and once with
+   `XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false`.
 
 Each backend runs in its own process; the parent prints the tables.
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -29,6 +37,12 @@ from _workers import print_header
 from _workers import run_worker
 
 BATCH = 128
+MEMORY_METHODS = ("clean", "AT", "TRADES")
+# The XLA:CPU default is the concurrency-optimized scheduler.
+SCHEDULERS = {
+    "default": "",
+    "memory": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
+}
 
 
 def _data(batch=BATCH, steps=4):
@@ -84,15 +98,15 @@ def step_seconds(steps):
     return statistics.median(times[1:])
 
 
-def lower_train_step(method, steps):
-    """(jax.jit(train_step), its lowered form) for one batch, model built."""
+def lower_train_step(method, steps, batch=BATCH):
+    """(jax.jit(train_step).lower(state, data), state, data), model built."""
     import jax
     import keras
     import numpy as np
 
     model = _model(method, steps)
-    x, y = _data(steps=1)
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # builds everything
+    x, y = _data(batch=batch, steps=1)
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # builds everything
     state = (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
@@ -100,7 +114,7 @@ def lower_train_step(method, steps):
         [v.value for v in model.metrics_variables],
     )
     data = (keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(np.int32(y)))
-    return jax.jit(model.train_step).lower(state, data)
+    return jax.jit(model.train_step).lower(state, data), state, data
 
 
 def tf_trace_seconds(steps):
@@ -118,16 +132,52 @@ def tf_trace_seconds(steps):
 
 
 def jax_compile_seconds(steps):
-    lowered = lower_train_step("AT", steps)
+    lowered, _, _ = lower_train_step("AT", steps)
     start = time.perf_counter()
     lowered.compile()
     return time.perf_counter() - start
 
 
-def step_temp_bytes(method, steps=10):
-    """Temporary bytes of the compiled `train_step` (JAX)."""
-    compiled = lower_train_step(method, steps).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+def _proc_status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def step_memory(method, batch, steps=10):
+    """XLA's memory analysis of the compiled `train_step`, and its peak RSS."""
+    import gc
+
+    import jax
+
+    lowered, state, data = lower_train_step(method, steps, batch)
+    compiled = lowered.compile()
+    analysis = compiled.memory_analysis()
+    result = {
+        "temp": analysis.temp_size_in_bytes,
+        "argument": analysis.argument_size_in_bytes,
+        "output": analysis.output_size_in_bytes,
+        "alias": analysis.alias_size_in_bytes,
+        "peak_rss": None,
+    }
+    jax.block_until_ready((state, data))
+    gc.collect()
+    try:
+        # Writing 5 resets the peak resident set size (VmHWM), Linux >= 4.0.
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return result
+    before = _proc_status_kib("VmRSS")
+    jax.block_until_ready(compiled(state, data))
+    result["peak_rss"] = (_proc_status_kib("VmHWM") - before) * 1024
+    return result
+
+
+def memory_worker(method, batch):
+    print(json.dumps(step_memory(method, batch)))
 
 
 def worker():
@@ -145,18 +195,74 @@ def worker():
             "compile_s": compile_times[steps],
             "step_s": step_s,
         }
-    if results["backend"] == "jax":
-        results["temp_bytes"] = {
-            method: step_temp_bytes(method) for method in ("clean", "AT", "TRADES")
-        }
     print(json.dumps(results))
+
+
+def memory_table(batches):
+    """{(scheduler, batch): {method: step_memory(...)}}, a process each."""
+    table = {}
+    saved = os.environ.get("XLA_FLAGS")
+    try:
+        for scheduler, flag in SCHEDULERS.items():
+            os.environ["XLA_FLAGS"] = " ".join(filter(None, [saved, flag]))
+            for batch in batches:
+                for method in MEMORY_METHODS:
+                    result, error = run_worker(
+                        __file__, "jax", ["--memory", method, "--batch", str(batch)]
+                    )
+                    if result is None:
+                        print(f"memory {scheduler} {method} {batch}: failed: {error}")
+                        continue
+                    table.setdefault((scheduler, batch), {})[method] = result
+    finally:
+        if saved is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = saved
+    return table
+
+
+def print_memory_table(table):
+    mib = 2**20
+    print_header(
+        f"{'scheduler':<10} {'batch':>5} {'method':<7} {'temp MiB':>9} {'/ clean':>8} "
+        f"{'args MiB':>9} {'out MiB':>8} {'alias MiB':>10} {'peak RSS MiB':>13} "
+        f"{'/ clean':>8}"
+    )
+    for (scheduler, batch), rows in table.items():
+        clean = rows.get("clean")
+        for method, row in rows.items():
+            temp_ratio = row["temp"] / clean["temp"] if clean else float("nan")
+            rss, rss_ratio = "n/a", ""
+            if row["peak_rss"] is not None:
+                rss = f"{row['peak_rss'] / mib:.1f}"
+                if clean and clean["peak_rss"]:
+                    rss_ratio = f"{row['peak_rss'] / clean['peak_rss']:.2f}"
+            print(
+                f"{scheduler:<10} {batch:>5} {method:<7} {row['temp'] / mib:>9.1f} "
+                f"{temp_ratio:>8.2f} {row['argument'] / mib:>9.1f} "
+                f"{row['output'] / mib:>8.1f} {row['alias'] / mib:>10.1f} "
+                f"{rss:>13} {rss_ratio:>8}"
+            )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
+    parser.add_argument(
+        "--memory-batches",
+        nargs="*",
+        type=int,
+        default=[BATCH],
+        help="batch sizes of the JAX memory table (none: skip it)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory:
+        memory_worker(args.memory, args.batch)
+        return
     if args.worker:
         worker()
         return
@@ -179,12 +285,9 @@ def main():
             f"{fifty['compile_s'] / five['compile_s']:>6.2f} "
             f"{five['step_s']:>11.3f} {fifty['step_s']:>12.3f}"
         )
-    if "jax" in results:
-        memory = results["jax"]["temp_bytes"]
+    if "jax" in args.backends and args.memory_batches:
         print()
-        print_header(f"{'JAX train_step temporaries':<27} {'MiB':>8} {'/ clean':>8}")
-        for method, size in memory.items():
-            print(f"{method:<27} {size / 2**20:>8.1f} {size / memory['clean']:>8.2f}")
+        print_memory_table(memory_table(args.memory_batches))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Time per training step: clean vs PGD-AT (K = 10) vs TRADES, per backend.
 
-    python benchmarks/train_step.py [--backends tensorflow jax] [--batch 128]
+    python benchmarks/train_step.py [--backends tensorflow jax torch] [--batch 128]
 
 Each backend runs in its own process (Keras fixes the backend at import);
 this parent process prints one table, so all ratios come from one run. The
@@ -9,7 +9,8 @@ classes), batch 128, SGD. A step's time is the best epoch time over the
 timed epochs divided by the steps per epoch, after one warm-up epoch that
 includes compilation. The ratio AT / ((K+1) x clean) compares an AT step
 with K+1 clean steps: the attack's K backward passes need no weight
-gradients, so a good implementation stays below 1.0.
+gradients, so a good implementation stays below 1.0. "TRADES joint" is
+TRADES with `joint_forward=True`: f(x) and f(x*) in one pass over 2B images.
 """
 
 import argparse
@@ -21,6 +22,7 @@ from _workers import run_worker
 from _workers import timed_fit
 
 STEPS_PER_EPOCH = 8
+METHODS = ("clean", "AT", "TRADES", "TRADES joint")
 
 
 def worker(batch, steps, jit_compile):
@@ -41,6 +43,8 @@ def worker(batch, steps, jit_compile):
             compile_kwargs = {
                 "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             }
+        elif method == "TRADES joint":
+            model = kr.models.TRADES(net, steps=steps, seed=0, joint_forward=True)
         else:
             model = getattr(kr.models, method)(net, steps=steps, seed=0)
             compile_kwargs = {}
@@ -53,7 +57,7 @@ def worker(batch, steps, jit_compile):
         return min(epoch_times[1:]) / STEPS_PER_EPOCH, epoch_times[0]
 
     results = {}
-    for method in ("clean", "AT", "TRADES"):
+    for method in METHODS:
         step, first_epoch = time_step(method)
         results[method] = {"step_s": step, "first_epoch_s": first_epoch}
     print(json.dumps(results))
@@ -61,7 +65,7 @@ def worker(batch, steps, jit_compile):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="attack steps K")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -75,7 +79,7 @@ def main():
     k = args.steps
     print(f"batch {args.batch}, 32x32x3, SmallCNN, K = {k}; seconds per step")
     header = (
-        f"{'backend':<12}{'jit':<6}{'clean':>9}{'AT':>9}{'TRADES':>9}"
+        f"{'backend':<12}{'jit':<6}{'clean':>9}{'AT':>9}{'TRADES':>9}{'joint':>9}"
         f"{'AT/((K+1)clean)':>17}{'TRADES/((K+2)clean)':>21}{'compile+epoch AT':>18}"
     )
     print_header(header)
@@ -88,9 +92,9 @@ def main():
         if error:
             print(f"{backend:<12}{jit:<6}failed: {error}")
             continue
-        clean, at, trades = (r[m]["step_s"] for m in ("clean", "AT", "TRADES"))
+        clean, at, trades, joint = (r[m]["step_s"] for m in METHODS)
         print(
-            f"{backend:<12}{jit:<6}{clean:>9.4f}{at:>9.4f}{trades:>9.4f}"
+            f"{backend:<12}{jit:<6}{clean:>9.4f}{at:>9.4f}{trades:>9.4f}{joint:>9.4f}"
             f"{at / ((k + 1) * clean):>17.2f}{trades / ((k + 2) * clean):>21.2f}"
             f"{r['AT']['first_epoch_s']:>18.1f}",
             flush=True,
