@@ -38,6 +38,7 @@ def worker(batch, steps, jit_compile):
     def time_step(method):
         keras.utils.set_random_seed(0)
         net = kr.architectures.SmallCNN(10, (32, 32, 3))
+        compile_kwargs = {}
         if method == "clean":
             model = net
             compile_kwargs = {
@@ -47,7 +48,6 @@ def worker(batch, steps, jit_compile):
             model = kr.models.TRADES(net, steps=steps, seed=0, joint_forward=True)
         else:
             model = getattr(kr.models, method)(net, steps=steps, seed=0)
-            compile_kwargs = {}
         model.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
             jit_compile=jit_compile,

@@ -1,6 +1,6 @@
 """Training step time of keras_robust vs the PyTorch reference loop (CPU or GPU).
 
-    python benchmarks/vs_pytorch.py [--backends tensorflow jax] [--models small_cnn preact_resnet18]
+    python benchmarks/vs_pytorch.py [--backends tensorflow jax torch] [--models small_cnn preact_resnet18]
     python benchmarks/vs_pytorch.py --device gpu --backends jax [--batch 128 512]
 
 The PyTorch side is the loop of the methods' reference code, written here
@@ -424,13 +424,13 @@ def _run(framework, model_name, batch, methods, args):
         arguments += ["--steps", str(args.steps)]
     if args.xla_memory:
         arguments += ["--xla-memory"]
-    backend = framework if framework != "torch" else "tensorflow"
+    backend = framework if framework != "pytorch" else "tensorflow"
     return run_worker(__file__, backend, arguments, error_chars=2000)
 
 
 def _measure(framework, model_name, batch, args):
     """One framework's results for all methods, or (None, error)."""
-    if args.device == "cpu" or framework == "torch":
+    if args.device == "cpu" or framework == "pytorch":
         return _run(framework, model_name, batch, METHODS, args)
     # GPU, Keras: one process per method, so that each peak memory is its own.
     merged = {}
@@ -448,7 +448,7 @@ def _measure(framework, model_name, batch, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument(
@@ -478,7 +478,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         args.batch = args.batch[0]
-        if args.framework == "torch":
+        if args.framework == "pytorch":
             _torch_worker(args)
         else:
             _keras_worker(args)
@@ -503,7 +503,8 @@ def main():
         else:
             batches = (MODELS[model_name][0],)
         for batch in batches:
-            rows = [("pytorch", "torch")] + [(b, b) for b in args.backends]
+            # "pytorch": the reference loop; "torch": keras_robust on Keras' torch backend.
+            rows = [("pytorch", "pytorch")] + [(b, b) for b in args.backends]
             reference = None
             for label, framework in rows:
                 result, error = _measure(framework, model_name, batch, args)
@@ -518,11 +519,11 @@ def main():
                         **result,
                     }
                 )
-                if framework == "torch":
+                if framework == "pytorch":
                     reference = result
                     label = "pytorch" if gpu else f"pytorch/{result['threads']}t"
                 ratios = ["", ""]
-                if reference is not None and framework != "torch":
+                if reference is not None and framework != "pytorch":
                     ratios = [
                         f"{result[m] / reference[m]:.2f}" for m in ("AT", "TRADES")
                     ]
