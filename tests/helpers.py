@@ -18,6 +18,17 @@ def tiny_cnn(num_classes=10, input_shape=(8, 8, 1), **kwargs):
     return kr.architectures.SmallCNN(num_classes, input_shape, **kwargs)
 
 
+class SubclassedDense(keras.Model):
+    """A subclassed (not functional) model: one Dense(2, relu) layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2, activation="relu")
+
+    def call(self, x):
+        return self.dense(x)
+
+
 class Batches(keras.utils.PyDataset):
     """A `PyDataset` over a list of ready batches (tuples), in order."""
 

@@ -152,10 +152,8 @@ class RobustTrainer(GuardedSteps, keras.Model):
         return self._metrics_of(x, y, loss, logits, sample_weight)
 
     def _metrics_of(self, x, y, loss, logits, sample_weight):
-        with torch.no_grad():
-            return self.compute_robust_metrics(
-                x, y, loss.detach(), _detached(logits), sample_weight
-            )
+        with torch.no_grad():  # metric updates record no autograd graph
+            return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
 
 
 def _detached(structure):

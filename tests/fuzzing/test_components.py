@@ -20,6 +20,7 @@ from tests.fuzzing.oracle import fuzz
 from tests.fuzzing.oracle import integer
 from tests.fuzzing.oracle import number
 from tests.fuzzing.oracle import run_case
+from tests.helpers import SubclassedDense
 
 # Keras' own variable-to-numpy conversion under numpy 2 (cloning, set_weights).
 pytestmark = pytest.mark.filterwarnings(
@@ -31,15 +32,6 @@ ACTIVATIONS = (*kr.layers.SAT_ACTIVATIONS, "gelu_exact", "tanh", keras.activatio
 BAD_ACTIVATIONS = ("nope", 3, None, ["relu"])
 
 
-class Subclassed(keras.Model):
-    def __init__(self):
-        super().__init__()
-        self.dense = keras.layers.Dense(2, activation="relu")
-
-    def call(self, x):
-        return self.dense(x)
-
-
 def _functional():
     inputs = keras.Input((6,))
     hidden = keras.layers.Dense(4, activation="relu")(inputs)
@@ -47,7 +39,7 @@ def _functional():
 
 
 # Built once, outside the strategies.
-FUNCTIONAL, SUBCLASSED = _functional(), Subclassed()
+FUNCTIONAL, SUBCLASSED = _functional(), SubclassedDense()
 NOT_REBUILDABLE = (None, "model", SUBCLASSED)
 
 

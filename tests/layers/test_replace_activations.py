@@ -7,6 +7,7 @@ from keras import ops
 
 import keras_robust as kr
 from tests.helpers import FIT_JIT_COMPILE
+from tests.helpers import SubclassedDense
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
 
@@ -187,16 +188,8 @@ def test_sequential_and_nested_models():
 
 
 def test_subclassed_models_and_bad_activations_are_refused():
-    class Subclassed(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2, activation="relu")
-
-        def call(self, x):
-            return self.dense(x)
-
     with pytest.raises(ValueError, match="subclassed"):
-        kr.layers.replace_activations(Subclassed(), "silu")
+        kr.layers.replace_activations(SubclassedDense(), "silu")
     with pytest.raises(ValueError, match="activation"):
         kr.layers.replace_activations(mixed_model(), "not_an_activation")
     with pytest.raises(TypeError, match="model"):
