@@ -71,9 +71,19 @@ def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=Fal
     return call
 
 
-def _run_stateless(fn, variables, values):
-    """Runs `fn()` with `variables` bound to `values`; returns (out, new values)."""
-    with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+def _run_stateless(fn, variables, values, collect_losses=False):
+    """Runs `fn()` with `variables` bound to `values`; returns (out, new values).
+
+    `collect_losses=True` where `fn` computes the objective: a stateless
+    scope drops `add_loss` terms (activity regularizers) unless it collects
+    them (Keras' own JAX trainer asks for them with
+    `stateless_call(..., return_losses=True)`), and the objective reads them
+    back through `Layer.losses`.
+    """
+    mapping = list(zip(variables, values))
+    with keras.StatelessScope(
+        state_mapping=mapping, collect_losses=collect_losses
+    ) as scope:
         outputs = fn()
     new_values = []
     for variable, value in zip(variables, values):
@@ -152,6 +162,7 @@ class RobustTrainer(keras.Model):
                 list(trainable_values)
                 + list(non_trainable_values)
                 + list(optimizer_values),
+                collect_losses=True,
             )
             return scaled_loss, (aux, values[num_trainable : len(model_variables)])
 
@@ -183,6 +194,7 @@ class RobustTrainer(keras.Model):
             evaluate,
             model_variables + metrics_variables,
             list(trainable) + list(non_trainable) + list(metric_values),
+            collect_losses=True,
         )
         num_model = len(model_variables)
         non_trainable = values[len(trainable) : num_model]

@@ -137,3 +137,45 @@ def test_regularization_losses_are_added():
     x_adv = np_pgd_ce(w, b, x.astype("float64"), y)
     expected = np_trades(y, x @ w + b, x_adv @ w + b, BETA) + 0.5 * np.sum(w**2)
     np.testing.assert_allclose(history.history["loss"][0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["AT", "TRADES"])
+def test_activity_regularizer_enters_the_objective_and_its_gradient(method):
+    # An `add_loss` term (here a layer's activity regularizer) belongs to the
+    # objective on every backend, in `fit` and in `evaluate`, as in a plain
+    # keras.Model. Keras clears a layer's losses at each outermost call, so
+    # the term is the one of the classifier's last forward pass: f(x*).
+    rng = np.random.default_rng(5)
+    weights = rng.normal(size=(4, 3))
+    bias = rng.normal(size=3) * 0.1
+    x = rng.uniform(0.1, 0.9, size=(8, 4)).astype("float32")
+    y = rng.integers(0, 3, size=8)
+    strength = 0.3
+    inputs = keras.Input((4,))
+    layer = keras.layers.Dense(3, activity_regularizer=keras.regularizers.L2(strength))
+    classifier = keras.Model(inputs, layer(inputs))
+    layer.set_weights([weights.astype("float32"), bias.astype("float32")])
+    attack = kr.attacks.PGD(EPSILON, step_size=STEP, steps=STEPS, random_start="none")
+    model = getattr(kr.models, method)(classifier, attack=attack, eval_attack=attack)
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
+
+    x_adv = np_pgd_ce(weights, bias, x.astype("float64"), y)
+    objective = objectives(None)[method]
+    parameters = [weights.copy(), bias.copy()]
+
+    def loss():
+        w, b = parameters
+        logits_adv = x_adv @ w + b
+        activity = strength * np.sum(logits_adv**2) / len(x)
+        return objective(y, x @ w + b, logits_adv) + activity
+
+    expected_loss = loss()
+    evaluated = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    np.testing.assert_allclose(evaluated["loss"], expected_loss, rtol=1e-5)
+
+    grad_w, grad_b = numeric_gradient(loss, parameters)
+    history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"][0], expected_loss, rtol=1e-5)
+    new_w, new_b = classifier.get_weights()
+    np.testing.assert_allclose(new_w, weights - LEARNING_RATE * grad_w, atol=2e-5)
+    np.testing.assert_allclose(new_b, bias - LEARNING_RATE * grad_b, atol=2e-5)
