@@ -376,10 +376,38 @@ class RobustModel(backend.RobustTrainer):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_compiled("evaluate")
+        callbacks = args[4] if len(args) > 4 else kwargs.get("callbacks")
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            # `fit` validating (or a caller with its own list): the list is
+            # used as it is, so the progress bar, verbosity and the user's
+            # test hooks are those of Keras' own validation.
+            return self._evaluate_with_list(x, y, callbacks, args, kwargs)
         self._check_data(x, y, "evaluate")
         guard = self._nonfinite_guard()
         args, kwargs = _with_callbacks(args, kwargs, 4, guard)
         results = super().evaluate(x, y, *args, **kwargs)
+        for callback in guard:
+            callback.raise_if_stopped()
+        return results
+
+    def _evaluate_with_list(self, x, y, callbacks, args, kwargs):
+        """`evaluate` with a ready `CallbackList`, which `fit` passes.
+
+        `fit` already checked the validation data and put its guard in the
+        list; a list without one gets a guard for this call only.
+        """
+        present = any(
+            isinstance(c, nonfinite.NonFiniteBatchGuard) for c in callbacks.callbacks
+        )
+        guard = [] if present else self._nonfinite_guard()
+        for callback in guard:
+            callback.set_model(self)
+            callbacks.callbacks.append(callback)
+        try:
+            results = super().evaluate(x, y, *args, **kwargs)
+        finally:
+            for callback in guard:
+                callbacks.callbacks.remove(callback)
         for callback in guard:
             callback.raise_if_stopped()
         return results
