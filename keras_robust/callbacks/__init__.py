@@ -1,4 +1,4 @@
-"""Callbacks for robust training: energy phases, robust validation, resumption."""
+"""Callbacks for robust training: energy phases, robust validation, resumption, weight EMA."""
 
 from keras_robust.callbacks.backup_and_restore import BackupAndRestore
 from keras_robust.callbacks.energy_phase_logger import EnergyPhaseLogger
@@ -6,12 +6,14 @@ from keras_robust.callbacks.energy_phase_logger import plot_energy_phases
 from keras_robust.callbacks.phases import PhaseRule
 from keras_robust.callbacks.phases import detect_phases
 from keras_robust.callbacks.robust_validation import RobustValidation
+from keras_robust.callbacks.weight_ema import WeightEMA
 
 __all__ = [
     "BackupAndRestore",
     "EnergyPhaseLogger",
     "PhaseRule",
     "RobustValidation",
+    "WeightEMA",
     "detect_phases",
     "plot_energy_phases",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_robust.attacks.base import Attack
 from keras_robust.callbacks import common
+from keras_robust.callbacks import weight_ema
 from keras_robust.callbacks.phases import PhaseRule
 from keras_robust.utils import validation
 from keras_robust.utils.plotting import require_matplotlib
@@ -137,9 +138,10 @@ class EnergyPhaseLogger(keras.callbacks.Callback):
         )[:2]
         if self.attack is None:
             self.attack = common.default_attack(self.model, None, "EnergyPhaseLogger")
-        natural, adversarial = common.held_out_energies(
-            common.classifier_of(self.model), self.attack, x, y
-        )
+        with weight_ema.ema_weights(self.model):  # the EMA model, if any
+            natural, adversarial = common.held_out_energies(
+                common.classifier_of(self.model), self.attack, x, y
+            )
         return {
             "val_energy_natural": natural,
             "val_energy_adversarial": adversarial,
@@ -151,7 +153,8 @@ class EnergyPhaseLogger(keras.callbacks.Callback):
             return
         value = float(logs[self.monitor])
         if value > self._best[0]:
-            self._best = (value, self.model.get_weights())
+            with weight_ema.ema_weights(self.model):
+                self._best = (value, self.model.get_weights())
 
     def _enter_phase3(self, epoch):
         self.phase3_epoch = self.rule.phase_starts[3]

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_robust.attacks.base import Attack
 from keras_robust.callbacks import common
+from keras_robust.callbacks import weight_ema
 from keras_robust.utils import validation
 
 
@@ -20,7 +21,9 @@ class RobustValidation(keras.callbacks.Callback):
     best robust accuracy, optionally writes them to `filepath` whenever they
     improve, and (by default) restores them when training ends.
 
-    Select checkpoints on held-out data, never on the test set.
+    Select checkpoints on held-out data, never on the test set. With a
+    weight EMA (an optimizer with `use_ema=True`, e.g. with
+    `kr.callbacks.WeightEMA`) the EMA weights are evaluated, kept and saved.
 
     Args:
         validation_data: `(x, y)` arrays, or a `tf.data.Dataset` / iterable of
@@ -102,28 +105,31 @@ class RobustValidation(keras.callbacks.Callback):
             self.attack = common.default_attack(
                 self.model, self.epsilon, "RobustValidation"
             )
-        accuracy = common.robust_accuracy(
-            common.classifier_of(self.model),
-            self.attack,
-            self._x,
-            self._y,
-            self.batch_size,
-        )
-        self.history.append((epoch, accuracy))
-        if logs is not None:
-            logs["val_robust_accuracy"] = accuracy
-        improved = accuracy > self.best
-        if improved:
-            self.best, self.best_epoch = accuracy, epoch
-            self.best_weights = self.model.get_weights()
-            if self.filepath is not None:
-                os.makedirs(
-                    os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True
-                )
-                if str(self.filepath).endswith(".keras"):
-                    self.model.save(self.filepath)
-                else:
-                    self.model.save_weights(self.filepath)
+        # With a weight EMA (`use_ema=True`), the EMA model is the one
+        # evaluated, remembered and saved, as in the recipes that use one.
+        with weight_ema.ema_weights(self.model):
+            accuracy = common.robust_accuracy(
+                common.classifier_of(self.model),
+                self.attack,
+                self._x,
+                self._y,
+                self.batch_size,
+            )
+            self.history.append((epoch, accuracy))
+            if logs is not None:
+                logs["val_robust_accuracy"] = accuracy
+            improved = accuracy > self.best
+            if improved:
+                self.best, self.best_epoch = accuracy, epoch
+                self.best_weights = self.model.get_weights()
+                if self.filepath is not None:
+                    os.makedirs(
+                        os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True
+                    )
+                    if str(self.filepath).endswith(".keras"):
+                        self.model.save(self.filepath)
+                    else:
+                        self.model.save_weights(self.filepath)
         if self.verbose:
             mark = " (best)" if improved else ""
             print(f"\nEpoch {epoch + 1}: val_robust_accuracy {accuracy:.4f}{mark}")
