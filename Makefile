@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[tensorflow,jax,test]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --no-deps "robustbench==1.1.1"
 	touch $(STAMP)
 
 setup: $(STAMP)

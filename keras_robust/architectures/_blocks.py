@@ -141,14 +141,19 @@ def check_batch_norm(momentum, epsilon):
     return float(momentum), float(epsilon)
 
 
-def model_inputs(input_shape, normalization):
+def model_inputs(input_shape, normalization, padding=0):
     """`keras.Input` and, with `normalization`, the in-model standardisation.
 
     With `normalization=(mean, std)` the first layer computes (x - mean) / std
     per channel, so the model (and every attack on it) takes pixels in [0, 1].
+    `padding > 0` first pads the [0, 1] image with that many zero pixels on
+    every side (DeepMind's `padding` argument, applied before the
+    standardisation as there).
     """
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
+    if padding:
+        x = keras.layers.ZeroPadding2D(padding, name="input_pad")(x)
     if normalization is not None:
         mean, std = normalization
         x = keras.layers.Normalization(
@@ -174,6 +179,25 @@ def conv(x, filters, kernel_size, strides, name, kernel_initializer):
         kernel_size,
         strides=strides,
         padding=padding,
+        use_bias=False,
+        kernel_initializer=kernel_initializer(),
+        name=name,
+    )(x)
+
+
+def padded_conv(x, filters, kernel_size, strides, padding, name, kernel_initializer):
+    """Bias-free "valid" conv after an explicit zero padding.
+
+    `padding` is ((top, bottom), (left, right)), as PyTorch's `F.pad` before a
+    `padding=0` conv in DeepMind's code (stride 2 pads bottom/right only).
+    """
+    if padding != ((0, 0), (0, 0)):
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="valid",
         use_bias=False,
         kernel_initializer=kernel_initializer(),
         name=name,

@@ -17,6 +17,8 @@ def PreActResNet18(
     batch_norm_momentum=0.9,
     batch_norm_epsilon=1e-5,
     name="preact_resnet18",
+    shortcut="activation",
+    final_batch_norm=True,
 ):
     """Pre-activation ResNet-18 for CIFAR-sized images, returning logits.
 
@@ -37,6 +39,16 @@ def PreActResNet18(
     (PyTorch counts parameters only; BatchNorm running mean/variance are
     buffers there and non-trainable weights here, so compare against
     `sum(w.size for w in model.trainable_weights)`, not `count_params()`).
+
+    Two options reproduce the other PreAct ResNet-18 that RobustBench ships
+    (`PreActResNet(PreActBlock, [2, 2, 2, 2])` in its
+    `model_zoo/architectures/resnet.py`, the network of `Wong2020Fast` and
+    `Andriushchenko2020Understanding`): `shortcut="input"` takes the 1x1
+    shortcut conv of the block input `x` instead of `a`, and
+    `final_batch_norm=False` drops the final BatchNorm + activation
+    (11,171,146 trainable parameters). The defaults are the robust-overfitting
+    network, RobustBench's `PreActBlockV2` with `bn_before_fc=True`
+    (`Rice2020Overfitting` in L2, `Kireev2021Effectiveness_*`).
 
     Differences from the reference, none of which changes the function: the
     reference's `avg_pool2d(out, 4)` is global average pooling here (the same
@@ -64,6 +76,13 @@ def PreActResNet18(
             the old moving average. 0.9 is PyTorch's default momentum=0.1.
         batch_norm_epsilon: BatchNormalization epsilon (PyTorch's 1e-5).
         name: model name.
+        shortcut: what the 1x1 shortcut conv reads where the stride or the
+            channel count changes: "activation" (`a = act(bn1(x))`, the
+            robust-overfitting code) or "input" (`x`, RobustBench's
+            `PreActBlock`).
+        final_batch_norm: whether a BatchNorm + activation precedes the
+            pooling (False: RobustBench's `PreActResNet` default,
+            `bn_before_fc=False`).
 
     Returns:
         A functional `keras.Model` mapping images to logits (no softmax).
@@ -97,6 +116,14 @@ def PreActResNet18(
             batch_norm_epsilon,
         )
     )
+    if shortcut not in ("activation", "input"):
+        raise ValueError(
+            f'`shortcut` must be "activation" or "input", got {shortcut!r}.'
+        )
+    if not isinstance(final_batch_norm, bool):
+        raise TypeError(
+            f"`final_batch_norm` must be True or False, got {final_batch_norm!r}."
+        )
     initializer = _blocks.torch_default_kernel_initializer
 
     def bn(x, layer_name):
@@ -106,16 +133,21 @@ def PreActResNet18(
         out = bn(x, f"{prefix}_bn1")
         out = _blocks.activation(out, activation, f"{prefix}_act1")
         if strides != 1 or in_filters != filters:
-            shortcut = _blocks.conv(
-                out, filters, 1, strides, f"{prefix}_shortcut", initializer
+            residual = _blocks.conv(
+                out if shortcut == "activation" else x,
+                filters,
+                1,
+                strides,
+                f"{prefix}_shortcut",
+                initializer,
             )
         else:
-            shortcut = x
+            residual = x
         out = _blocks.conv(out, filters, 3, strides, f"{prefix}_conv1", initializer)
         out = bn(out, f"{prefix}_bn2")
         out = _blocks.activation(out, activation, f"{prefix}_act2")
         out = _blocks.conv(out, filters, 3, 1, f"{prefix}_conv2", initializer)
-        return keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
+        return keras.layers.Add(name=f"{prefix}_add")([out, residual])
 
     inputs, x = _blocks.model_inputs(input_shape, normalization)
     x = _blocks.conv(x, STAGE_FILTERS[0], 3, 1, "stem_conv", initializer)
@@ -126,7 +158,8 @@ def PreActResNet18(
             strides = stride if block == 1 else 1
             x = preact_block(x, in_filters, filters, strides, f"block{stage}_{block}")
             in_filters = filters
-    x = bn(x, "final_bn")
-    x = _blocks.activation(x, activation, "final_act")
+    if final_batch_norm:
+        x = bn(x, "final_bn")
+        x = _blocks.activation(x, activation, "final_act")
     outputs = _blocks.classifier_head(x, num_classes, initializer, zero_bias=False)
     return keras.Model(inputs, outputs, name=name)
