@@ -17,6 +17,9 @@ Keras layers. This package supplies, per backend:
 - `input_gradient_with_aux(fn, x)`: the same for `fn(x) -> (value, aux)`,
   returning `(gradient, aux)` from one forward pass (attacks that also need
   the logits at the point they differentiate, such as APGD).
+- `weight_gradient(fn, values)`: the gradients of a scalar function with
+  respect to a list of weight values (AWP's ascent step, run on values
+  mapped into a `StatelessScope`, so no variable's state changes).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
   that value checks only run where data is concrete.
 - `compile_attack(perturb, forward, variables, seed, draw_seed,
@@ -56,6 +59,7 @@ if BACKEND == "tensorflow":
     from keras_robust.backend.tensorflow import input_gradient_with_aux
     from keras_robust.backend.tensorflow import is_tracing
     from keras_robust.backend.tensorflow import resolve_jit_compile
+    from keras_robust.backend.tensorflow import weight_gradient
 elif BACKEND == "jax":
     from keras_robust.backend.jax import RobustTrainer
     from keras_robust.backend.jax import compile_attack
@@ -64,6 +68,7 @@ elif BACKEND == "jax":
     from keras_robust.backend.jax import input_gradient_with_aux
     from keras_robust.backend.jax import is_tracing
     from keras_robust.backend.jax import resolve_jit_compile
+    from keras_robust.backend.jax import weight_gradient
 elif BACKEND == "torch":
     from keras_robust.backend.torch import RobustTrainer
     from keras_robust.backend.torch import compile_attack
@@ -74,6 +79,7 @@ elif BACKEND == "torch":
     from keras_robust.backend.torch import is_tracing
     from keras_robust.backend.torch import resolve_jit_compile
     from keras_robust.backend.torch import set_global_rng_state
+    from keras_robust.backend.torch import weight_gradient
 else:
     from keras_robust.backend.unsupported import RobustTrainer
     from keras_robust.backend.unsupported import compile_attack
@@ -82,6 +88,7 @@ else:
     from keras_robust.backend.unsupported import input_gradient_with_aux
     from keras_robust.backend.unsupported import is_tracing
     from keras_robust.backend.unsupported import resolve_jit_compile
+    from keras_robust.backend.unsupported import weight_gradient
 
 if BACKEND != "torch":
 
@@ -122,4 +129,5 @@ __all__ = [
     "resolve_jit_compile",
     "set_global_rng_state",
     "steps_per_execution",
+    "weight_gradient",
 ]

@@ -22,6 +22,11 @@ def input_gradient_with_aux(fn, x):
     return jax.grad(fn, has_aux=True)(x)
 
 
+def weight_gradient(fn, values):
+    """Gradients of the scalar `fn(values)` with respect to a list of arrays."""
+    return list(jax.grad(fn)(list(values)))
+
+
 def is_tracing(x):
     return isinstance(x, jax.core.Tracer)
 
@@ -92,6 +97,12 @@ def _run_stateless(fn, variables, values, collect_losses=False):
     return outputs, new_values
 
 
+def _perturbed(values, perturbation):
+    if perturbation is None:
+        return values
+    return [v if p is None else v + p for v, p in zip(values, perturbation)]
+
+
 def _keep_if(finite, new, old):
     """`new` where the batch was finite, else `old` (elementwise select)."""
     return jax.tree.map(
@@ -148,6 +159,13 @@ class RobustTrainer(keras.Model):
         )
         x_adv = jax.lax.stop_gradient(x_adv)
         non_trainable = model_values[num_trainable:]
+        # AWP: the gradient is taken at the perturbed weights and applied
+        # to the unperturbed ones (None without `awp`).
+        perturbation, _ = _run_stateless(
+            lambda: self.weight_perturbation(x, x_adv, y, sample_weight),
+            model_variables,
+            list(trainable) + list(non_trainable),
+        )
 
         def scaled_loss_fn(trainable_values, non_trainable_values):
             def objective():
@@ -167,7 +185,9 @@ class RobustTrainer(keras.Model):
             return scaled_loss, (aux, values[num_trainable : len(model_variables)])
 
         grad_fn = jax.grad(scaled_loss_fn, has_aux=True)
-        gradients, ((loss, logits), non_trainable) = grad_fn(trainable, non_trainable)
+        gradients, ((loss, logits), non_trainable) = grad_fn(
+            _perturbed(trainable, perturbation), non_trainable
+        )
         trainable, optimizer_values = self.optimizer.stateless_apply(
             optimizer_values, gradients, trainable
         )

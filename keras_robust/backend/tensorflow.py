@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 from keras_robust.backend.guarded_steps import GuardedSteps
+from keras_robust.backend.guarded_steps import perturb_weights
+from keras_robust.backend.guarded_steps import restore_weights
 
 
 def input_gradient(fn, x):
@@ -33,6 +35,17 @@ def input_gradient_with_aux(fn, x):
         value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
     return gradient, tf.nest.map_structure(tf.stop_gradient, aux)
+
+
+def weight_gradient(fn, values):
+    """Gradients of the scalar `fn(values)` with respect to a list of tensors."""
+    values = [tf.convert_to_tensor(v) for v in values]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(values)
+        value = fn(values)
+    return tape.gradient(
+        value, values, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
 
 
 def is_tracing(x):
@@ -157,13 +170,17 @@ class RobustTrainer(GuardedSteps, keras.Model):
         x_adv = tf.nest.map_structure(
             tf.stop_gradient, self.generate_adversarial(x, y, training=True)
         )
+        variables = self.trainable_variables
+        unperturbed = perturb_weights(
+            variables, self.weight_perturbation(x, x_adv, y, sample_weight)
+        )
         with tf.GradientTape() as tape:
             loss, logits = self.compute_robust_loss(
                 x, x_adv, y, sample_weight, training=True
             )
             scaled_loss = self.optimizer.scale_loss(_per_replica_share(loss))
-        variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
+        restore_weights(variables, unperturbed)
         self.optimizer.apply(gradients, variables)
         return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
 

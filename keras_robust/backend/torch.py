@@ -12,6 +12,8 @@ import keras
 import torch
 
 from keras_robust.backend.guarded_steps import GuardedSteps
+from keras_robust.backend.guarded_steps import perturb_weights
+from keras_robust.backend.guarded_steps import restore_weights
 
 
 def input_gradient(fn, x):
@@ -43,6 +45,23 @@ def input_gradient_with_aux(fn, x):
     if gradient is None:
         gradient = torch.zeros_like(x)
     return gradient.detach(), _detached(aux)
+
+
+def weight_gradient(fn, values):
+    """Gradients of the scalar `fn(values)` with respect to a list of tensors.
+
+    `torch.autograd.grad` on detached copies: nothing is written into the
+    parameters' `.grad`.
+    """
+    values = [keras.ops.convert_to_tensor(v).detach() for v in values]
+    with torch.enable_grad():
+        for value in values:
+            value.requires_grad_(True)
+        gradients = torch.autograd.grad(fn(values), values, allow_unused=True)
+    return [
+        torch.zeros_like(v) if g is None else g.detach()
+        for v, g in zip(values, gradients)
+    ]
 
 
 def is_tracing(x):
@@ -131,15 +150,20 @@ class RobustTrainer(GuardedSteps, keras.Model):
 
     def _train_on_batch(self, x, y, sample_weight):
         x_adv = _detached(self.generate_adversarial(x, y, training=True))
+        variables = self.trainable_variables
+        with torch.no_grad():
+            unperturbed = perturb_weights(
+                variables, self.weight_perturbation(x, x_adv, y, sample_weight)
+            )
         self.zero_grad()
         loss, logits = self.compute_robust_loss(
             x, x_adv, y, sample_weight, training=True
         )
-        variables = self.trainable_variables
         if variables:
             self.optimizer.scale_loss(loss).backward()
             gradients = [variable.value.grad for variable in variables]
             with torch.no_grad():
+                restore_weights(variables, unperturbed)
                 self.optimizer.apply(gradients, variables)
         return self._metrics_of(x, y, loss, logits, sample_weight)
 

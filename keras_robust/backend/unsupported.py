@@ -24,6 +24,10 @@ def input_gradient_with_aux(fn, x):
     raise _unsupported("The input gradient needed by attacks")
 
 
+def weight_gradient(fn, values):
+    raise _unsupported("The weight gradient needed by AWP")
+
+
 def is_tracing(x):
     return False
 

@@ -113,6 +113,8 @@ class DyART(RobustModel):
 
     # Its objective takes f(x) and f(x_boundary) from its own passes.
     supports_joint_forward = False
+    # Its boundary search and per-sample weights are not one loss of (x, x*).
+    supports_awp = False
 
     def __init__(
         self,

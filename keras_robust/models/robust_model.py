@@ -7,6 +7,7 @@ from keras_robust import backend
 from keras_robust import energy
 from keras_robust.attacks import PGD
 from keras_robust.attacks.base import Attack
+from keras_robust.models import awp as awp_lib
 from keras_robust.models import nonfinite
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import labels as labels_lib
@@ -90,6 +91,9 @@ class RobustModel(backend.RobustTrainer):
             those of the mixed 2B batch for both halves (not of x and of x*
             separately), and the moving statistics move once per step, toward
             the mixed batch, instead of twice.
+        awp: a `kr.models.AWP` (adversarial weight perturbation): the
+            update's gradient is taken at weights perturbed by one ascent
+            step of the method's objective (default None: off).
         on_nonfinite_batch: what a batch with NaN/Inf values in x, y or
             sample_weight does. It is never used (no weight, optimizer,
             BatchNorm, seed or metric state changes) and is counted in the
@@ -102,6 +106,8 @@ class RobustModel(backend.RobustTrainer):
     # Whether the objective takes f(x) and f(x*) from `compute_logits`'s
     # two training passes, which `joint_forward` may fuse into one.
     supports_joint_forward = True
+    # Whether `awp=` (adversarial weight perturbation) applies to the method.
+    supports_awp = True
 
     def __init__(
         self,
@@ -116,6 +122,7 @@ class RobustModel(backend.RobustTrainer):
         seed=None,
         joint_forward=False,
         on_nonfinite_batch="raise",
+        awp=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -170,6 +177,11 @@ class RobustModel(backend.RobustTrainer):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.joint_forward = self._check_joint_forward(joint_forward)
         self.on_nonfinite_batch = nonfinite.check_policy(on_nonfinite_batch)
+        self.awp = awp_lib.check_awp(awp, method, self.supports_awp)
+        if self.awp is not None:
+            self.awp_epoch = keras.Variable(
+                0.0, dtype="float32", trainable=False, name="awp_epoch"
+            )
         self.skipped_batches_tracker = keras.metrics.Sum(name="skipped_batches")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.adv_accuracy_tracker = keras.metrics.Mean(name="adv_accuracy")
@@ -332,6 +344,17 @@ class RobustModel(backend.RobustTrainer):
         ]
         return own[:1] + others + own[1:]
 
+    def weight_perturbation(self, x, x_adv, y, sample_weight=None):
+        """The AWP perturbation of each trainable variable, or None.
+
+        The backend steps take the weight gradient at the weights plus this
+        perturbation and apply it to the unperturbed weights
+        (`kr.models.AWP`); None (no `awp`) leaves the step as it is.
+        """
+        if self.awp is None:
+            return None
+        return self.awp.perturbation(self, x, x_adv, y, sample_weight)
+
     def batch_is_finite(self, x, y, sample_weight=None):
         """Whether a step may use the batch (see `on_nonfinite_batch`)."""
         return nonfinite.batch_is_finite(x, y, sample_weight)
@@ -368,7 +391,9 @@ class RobustModel(backend.RobustTrainer):
                 *data_lib.unpack_validation_data(validation_data), "validation_data"
             )
         guard = self._nonfinite_guard()
-        args, kwargs = _with_callbacks(args, kwargs, 3, guard + self.fit_callbacks())
+        args, kwargs = _with_callbacks(
+            args, kwargs, 3, guard + self.fit_callbacks() + self._awp_callbacks()
+        )
         history = super().fit(x, y, *args, **kwargs)
         for callback in guard:
             callback.raise_if_stopped()
@@ -411,6 +436,9 @@ class RobustModel(backend.RobustTrainer):
         for callback in guard:
             callback.raise_if_stopped()
         return results
+
+    def _awp_callbacks(self):
+        return [] if self.awp is None else [awp_lib.AWPEpochCounter()]
 
     def fit_callbacks(self):
         """Callbacks a method adds to the user's in `fit` (default none)."""
@@ -463,6 +491,9 @@ class RobustModel(backend.RobustTrainer):
             "seed": self.seed,
             "joint_forward": self.joint_forward,
             "on_nonfinite_batch": self.on_nonfinite_batch,
+            "awp": None
+            if self.awp is None
+            else keras.saving.serialize_keras_object(self.awp),
         }
 
     @classmethod
@@ -473,4 +504,5 @@ class RobustModel(backend.RobustTrainer):
         )
         config["attack"] = _deserialize_optional(config.get("attack"))
         config["eval_attack"] = _deserialize_optional(config.get("eval_attack"))
+        config["awp"] = _deserialize_optional(config.get("awp"))
         return cls(**config)
