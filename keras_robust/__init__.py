@@ -19,6 +19,7 @@ from keras_robust import losses
 from keras_robust import metrics
 from keras_robust import models
 from keras_robust import schedules
+from keras_robust import zoo
 
 __version__ = "0.1.0"
 
@@ -36,4 +37,5 @@ __all__ = [
     "metrics",
     "models",
     "schedules",
+    "zoo",
 ]
