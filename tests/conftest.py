@@ -44,6 +44,19 @@ def digits():
     return kr.datasets.load_digits()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_digits_models(tmp_path_factory, worker_id):
+    """Trained digits models are shared by this run's xdist workers."""
+    from tests import digits_training
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the run's folder, above each worker's own
+    digits_training.set_cache_dir(root / "digits_models")
+    yield
+    digits_training.set_cache_dir(None)
+
+
 # ---- case counts of the Hypothesis fuzzing (tests/fuzzing) ------------------
 # Each xdist worker sends its counts to the controller, which prints the sum.
 

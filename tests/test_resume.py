@@ -10,7 +10,6 @@ here needs `enable_op_determinism` or `torch.use_deterministic_algorithms`).
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 import keras_robust as kr
 from tests import resume_worker as worker
 from tests.conftest import BACKEND
+from tests.helpers import quick_compile_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED = "WEAT"
@@ -42,20 +42,10 @@ def _run_worker(*args, env):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("resume")
-    env = dict(
-        os.environ,
-        KERAS_BACKEND=BACKEND,
-        PYTHONPATH=str(ROOT),
-        # Speed only, both processes alike (JAX; TensorFlow runs without XLA
-        # on CPU): the resumed process loads the steps the first one compiled
-        # from a persistent cache, and XLA optimises less (halves compile
-        # time, which dominates these tiny runs).
-        JAX_COMPILATION_CACHE_DIR=str(out / "jax_cache"),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
-        XLA_FLAGS=" ".join(
-            [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
-        ).strip(),
+    # The resumed process loads the steps the first one compiled from a
+    # persistent cache (JAX), both processes alike.
+    env = quick_compile_environment(
+        jax_cache_dir=out / "jax_cache", KERAS_BACKEND=BACKEND, PYTHONPATH=str(ROOT)
     )
     first = _run_worker("interrupt", out, KILLED, env=env)
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]

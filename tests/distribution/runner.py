@@ -17,8 +17,9 @@ TIMEOUT = 300  # seconds, for all the processes of a test module together
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def environment(backend, **extra):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+def environment(backend, base=None, **extra):
+    base = os.environ if base is None else base
+    env = {k: v for k, v in base.items() if k != "TF_CONFIG"}
     env.update(KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), **extra)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import BACKEND
 from tests.distribution import runner
+from tests.helpers import quick_compile_environment
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "jax", reason="keras.distribution is JAX-only in Keras 3.15"
@@ -27,9 +28,7 @@ METHODS = ("AT", "TRADES")
 def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("data_parallel")
     port = runner.free_ports(1)[0]
-    # Speed only: XLA optimises less, which halves compile time, the bulk of
-    # these tiny runs; every process compiles alike.
-    env = runner.environment("jax", XLA_FLAGS="--xla_backend_optimization_level=0")
+    env = runner.environment("jax", base=quick_compile_environment())
     single_host, *processes = runner.run_workers(
         [
             ("data_parallel", out / "data_parallel.json"),

@@ -11,6 +11,7 @@ import pytest
 
 import keras_robust as kr
 from tests.helpers import linear_classifier
+from tests.helpers import to_numpy
 from tests.test_losses import np_ce
 from tests.test_losses import np_kl
 from tests.test_losses import np_mart
@@ -162,11 +163,17 @@ def test_activity_regularizer_enters_the_objective_and_its_gradient(method):
     x_adv = np_pgd_ce(weights, bias, x.astype("float64"), y)
     objective = objectives(None)[method]
     parameters = [weights.copy(), bias.copy()]
+    # What a plain keras.Model adds for this batch: strength * sum(z^2),
+    # divided by the batch size since Keras 3.12.
+    classifier(x_adv.astype("float32"))
+    plain_term = float(to_numpy(keras.ops.sum(classifier.losses)))
+    scale = plain_term / (strength * np.sum((x_adv @ weights + bias) ** 2))
+    assert np.isclose(scale, 1.0, rtol=1e-4) or np.isclose(scale, 1 / len(x), rtol=1e-4)
 
     def loss():
         w, b = parameters
         logits_adv = x_adv @ w + b
-        activity = strength * np.sum(logits_adv**2) / len(x)
+        activity = scale * strength * np.sum(logits_adv**2)
         return objective(y, x @ w + b, logits_adv) + activity
 
     expected_loss = loss()
