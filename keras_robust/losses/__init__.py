@@ -11,6 +11,7 @@ from keras_robust.losses.common import adversarial_cross_entropy_loss
 from keras_robust.losses.common import cross_entropy
 from keras_robust.losses.common import kl_divergence
 from keras_robust.losses.common import weighted_mean
+from keras_robust.losses.consistency import consistency_loss
 from keras_robust.losses.dyart import dyart_loss
 from keras_robust.losses.dyart import dyart_margin_weights
 from keras_robust.losses.dyart import soft_margin
@@ -27,6 +28,7 @@ __all__ = [
     "SCORE_DISTANCES",
     "WEAT_VARIANTS",
     "adversarial_cross_entropy_loss",
+    "consistency_loss",
     "cross_entropy",
     "dyart_loss",
     "dyart_margin_weights",

@@ -7,6 +7,7 @@ from keras_robust import backend
 from keras_robust import energy
 from keras_robust.attacks import PGD
 from keras_robust.attacks.base import Attack
+from keras_robust.losses.consistency import consistency_loss
 from keras_robust.models import awp as awp_lib
 from keras_robust.models import nonfinite
 from keras_robust.utils import data as data_lib
@@ -94,6 +95,15 @@ class RobustModel(backend.RobustTrainer):
         awp: a `kr.models.AWP` (adversarial weight perturbation): the
             update's gradient is taken at weights perturbed by one ascent
             step of the method's objective (default None: off).
+        consistency_weight: lambda of consistency regularisation (Tack et
+            al. 2022), default 0 (off): each training batch must be two
+            augmentations [x_1; x_2] of the same images (e.g.
+            `kr.datasets.mix(..., views=2)`), and lambda times the
+            Jensen-Shannon divergence (temperature
+            `consistency_temperature`) between the adversarial predictions
+            of the two halves is added to the method's loss (reference:
+            lambda 1, T 0.5; `kr.losses.consistency_loss`).
+        consistency_temperature: its temperature T > 0, default 0.5.
         on_nonfinite_batch: what a batch with NaN/Inf values in x, y or
             sample_weight does. It is never used (no weight, optimizer,
             BatchNorm, seed or metric state changes) and is counted in the
@@ -123,6 +133,8 @@ class RobustModel(backend.RobustTrainer):
         joint_forward=False,
         on_nonfinite_batch="raise",
         awp=None,
+        consistency_weight=0.0,
+        consistency_temperature=0.5,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -178,6 +190,18 @@ class RobustModel(backend.RobustTrainer):
         self.joint_forward = self._check_joint_forward(joint_forward)
         self.on_nonfinite_batch = nonfinite.check_policy(on_nonfinite_batch)
         self.awp = awp_lib.check_awp(awp, method, self.supports_awp)
+        self.consistency_weight = validation.positive_number(
+            consistency_weight, "consistency_weight", allow_zero=True
+        )
+        self.consistency_temperature = validation.positive_number(
+            consistency_temperature, "consistency_temperature"
+        )
+        if self.consistency_weight and not self.supports_awp:
+            raise ValueError(
+                f"`consistency_weight` is not available for {method}: its "
+                "adversarial logits are not predictions on x* (AT, TRADES, "
+                "MART, WEAT, SCORE and FastAT support it)."
+            )
         if self.awp is not None:
             self.awp_epoch = keras.Variable(
                 0.0, dtype="float32", trainable=False, name="awp_epoch"
@@ -305,6 +329,10 @@ class RobustModel(backend.RobustTrainer):
         loss = self.compute_objective(
             y, logits_natural, logits_adversarial, sample_weight, **_extras(logits)
         )
+        if training and self.consistency_weight:
+            loss = loss + self.consistency_weight * self.consistency_term(
+                logits_adversarial
+            )
         regularization = [ops.cast(term, "float32") for term in self.losses]
         if regularization:
             loss = loss + ops.sum(ops.stack(regularization))
@@ -343,6 +371,20 @@ class RobustModel(backend.RobustTrainer):
             if m.name != "loss" and not any(m is o for o in own)
         ]
         return own[:1] + others + own[1:]
+
+    def consistency_term(self, logits_adversarial):
+        """JS_T between the adversarial predictions of the batch's two halves.
+
+        The batch is [x_1; x_2], two augmentations of the same images (row
+        i and row i + B/2), as `kr.datasets.mix(..., views=2)` gives it
+        (Tack et al. 2022; `kr.losses.consistency_loss`).
+        """
+        half = ops.shape(logits_adversarial)[0] // 2
+        return consistency_loss(
+            logits_adversarial[:half],
+            logits_adversarial[half:],
+            self.consistency_temperature,
+        )
 
     def weight_perturbation(self, x, x_adv, y, sample_weight=None):
         """The AWP perturbation of each trainable variable, or None.
@@ -491,6 +533,8 @@ class RobustModel(backend.RobustTrainer):
             "seed": self.seed,
             "joint_forward": self.joint_forward,
             "on_nonfinite_batch": self.on_nonfinite_batch,
+            "consistency_weight": self.consistency_weight,
+            "consistency_temperature": self.consistency_temperature,
             "awp": None
             if self.awp is None
             else keras.saving.serialize_keras_object(self.awp),
