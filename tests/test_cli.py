@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_robust as kr
@@ -317,3 +318,80 @@ def test_console_script_and_argument_types():
     assert isinstance(apgd, kr.attacks.APGD) and apgd.steps == 100
     [pgd] = evaluation_attacks("pgd20", 0.1, 0).values()
     assert pgd.steps == 20 and pgd.step_size == pytest.approx(0.025)
+
+
+# ---- --zoo: RobustBench models (kr.zoo) -------------------------------------
+
+ZOO_BAD_ARGUMENTS = {
+    "unknown zoo name": [
+        "evaluate",
+        "--zoo",
+        "Gowal2020Uncoverin",
+        "--dataset",
+        "cifar10",
+    ],
+    "zoo on digits": ["evaluate", "--zoo", "Standard", "--dataset", "digits"],
+    "checkpoint without zoo": [
+        "generate",
+        "--checkpoint",
+        "x.pt",
+        "--dataset",
+        "digits",
+    ],
+    "neither model nor zoo": ["evaluate", "--dataset", "digits"],
+    "no checkpoint anywhere": ["evaluate", "--zoo", "Standard", "--dataset", "cifar10"],
+}
+
+
+@pytest.mark.parametrize(
+    "argv", ZOO_BAD_ARGUMENTS.values(), ids=ZOO_BAD_ARGUMENTS.keys()
+)
+def test_zoo_bad_arguments_give_one_line_and_status_2(
+    argv, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("keras-robust: error: ")
+    if "--zoo" in argv and "cifar10" in argv and "Standard" in argv:
+        assert "drive.google.com" in line and "checkpoint=" in line
+    if "Gowal2020Uncoverin" in argv:
+        assert "Gowal2020Uncovering_70_16" in line
+
+
+def test_evaluate_a_zoo_model_from_its_checkpoint(monkeypatch, tmp_path, capsys):
+    from keras_robust.architectures import _blocks
+
+    # Zero kernels: this checks the plumbing, not accuracy, and JAX would
+    # compile a random initializer per weight shape.
+    for name in (
+        "torch_default_kernel_initializer",
+        "kaiming_normal_fan_out_initializer",
+    ):
+        monkeypatch.setattr(_blocks, name, keras.initializers.Zeros)
+    checkpoint = tmp_path / "Sehwag2021Proxy_R18.safetensors"
+    kr.architectures.save_torch_weights(kr.zoo.build("Sehwag2021Proxy_R18"), checkpoint)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(4, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 10, 4).astype("int32")
+    monkeypatch.setattr(
+        "keras_robust.cli.data.arrays", lambda *args, **kwargs: (images, labels)
+    )
+    seen = {}
+
+    def report(model, x, y, epsilon, *args):
+        # The attacks themselves are tested elsewhere; compiling PGD through
+        # a ResNet-18 would cost a minute on JAX here.
+        seen["logits"] = model.predict(x, verbose=0)
+        return "the report"
+
+    monkeypatch.setattr("keras_robust.cli.evaluate.robustness_report", report)
+    argv = [
+        "evaluate", "--zoo", "Sehwag2021Proxy_R18", "--checkpoint", str(checkpoint),
+        "--dataset", "cifar10", "--attack", "pgd20", "--no-checks", "--verbose", "0",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "zoo Sehwag2021Proxy_R18 (published clean 84.59%" in out
+    assert "epsilon 0.0313725 (the leaderboard's epsilon)" in out
+    assert "the report" in out and seen["logits"].shape == (4, 10)

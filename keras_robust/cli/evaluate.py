@@ -6,6 +6,7 @@ from keras_robust import attacks
 from keras_robust import evaluation
 from keras_robust.cli import data
 from keras_robust.cli import defaults
+from keras_robust.cli import zoo_source
 from keras_robust.cli.errors import as_usage_errors
 from keras_robust.cli.output import print_outputs
 from keras_robust.cli.output import print_settings
@@ -63,10 +64,13 @@ def run(args):
     """Loads the model, evaluates it, prints the report; 0 on success."""
     info = defaults.DATASETS[args.dataset]
     with as_usage_errors():
-        model = data.load_model(args.model)
+        model, description = zoo_source.load_classifier(args)
         data.check_model_fits(model, args.dataset)
         epsilon = args.epsilon
         source = "--epsilon"
+        if epsilon is None:
+            epsilon = zoo_source.zoo_epsilon(args)
+            source = "the leaderboard's epsilon"
         if epsilon is None:
             epsilon = data.model_epsilon(model)
             source = "the model's training epsilon"
@@ -80,7 +84,7 @@ def run(args):
     print_settings(
         "evaluate",
         [
-            ("model", args.model),
+            ("model", description),
             ("data", f"{args.dataset} test split, {len(x_test)} images"),
             ("attack", f"{args.attack}, L-inf epsilon {epsilon:.6g} ({source})"),
         ],

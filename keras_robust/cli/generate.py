@@ -8,6 +8,7 @@ import numpy as np
 from keras_robust import generation
 from keras_robust.cli import data
 from keras_robust.cli import defaults
+from keras_robust.cli import zoo_source
 from keras_robust.cli.errors import as_usage_errors
 from keras_robust.cli.output import print_outputs
 from keras_robust.cli.output import print_settings
@@ -19,7 +20,7 @@ def run(args):
     step_size = info.langevin_step_size if args.step_size is None else args.step_size
     sigma = info.pca_sigma if args.sigma is None else args.sigma
     with as_usage_errors():
-        model = data.load_model(args.model)
+        model, description = zoo_source.load_classifier(args)
         data.check_model_fits(model, args.dataset)
         x_train, y_train = data.arrays(args.dataset, "train", args.data_dir)
         initializer = generation.PCAInitializer(
@@ -40,7 +41,7 @@ def run(args):
     print_settings(
         "generate",
         [
-            ("model", args.model),
+            ("model", description),
             (
                 "start",
                 f"class-wise PCA of the {args.dataset} train split "

@@ -12,6 +12,7 @@ import textwrap
 
 from keras_robust.cli import defaults
 from keras_robust.cli import errors
+from keras_robust.cli import zoo_source
 from keras_robust.layers import activation_layer
 from keras_robust.layers.activation_layer import SAT_ACTIVATIONS
 
@@ -381,15 +382,21 @@ def _add_evaluate(subparsers, common):
               autoattack       AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square
               autoattack-fast  APGD-CE and APGD-T
 
-            example:
+            examples:
               keras-robust evaluate runs/demo/model.keras --dataset digits --attack autoattack
+              keras-robust evaluate --zoo Rebuffi2021Fixing_R18_ddpm --checkpoint Rebuffi2021Fixing_R18_ddpm.pt --dataset cifar10
             """
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument(
-        "model", type=model_file, help="a .keras file (e.g. from train)"
+        "model",
+        type=model_file,
+        nargs="?",
+        default=None,
+        help="a .keras file (e.g. from train), or none with --zoo",
     )
+    zoo_source.add_options(evaluate)
     evaluate.add_argument(
         "--attack",
         choices=defaults.EVAL_ATTACKS,
@@ -450,8 +457,13 @@ def _add_generate(subparsers, common):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     generate.add_argument(
-        "model", type=model_file, help="a .keras file (e.g. from train)"
+        "model",
+        type=model_file,
+        nargs="?",
+        default=None,
+        help="a .keras file (e.g. from train), or none with --zoo",
     )
+    zoo_source.add_options(generate)
     generate.add_argument(
         "--per-class",
         type=positive_int,

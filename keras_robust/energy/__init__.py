@@ -6,6 +6,9 @@ definitions and the TRADES decomposition, `report` for the energy analysis
 of attacks.
 """
 
+from keras_robust.energy.compare import ModelComparison
+from keras_robust.energy.compare import compare_models
+from keras_robust.energy.compare import plot_model_comparison
 from keras_robust.energy.energies import joint_energy
 from keras_robust.energy.energies import marginal_energy
 from keras_robust.energy.energies import trades_decomposition
@@ -15,9 +18,12 @@ from keras_robust.energy.report import plot_energy_histograms
 
 __all__ = [
     "EnergyReport",
+    "ModelComparison",
     "attack_energy_report",
+    "compare_models",
     "joint_energy",
     "marginal_energy",
     "plot_energy_histograms",
+    "plot_model_comparison",
     "trades_decomposition",
 ]
