@@ -94,3 +94,22 @@ def test_weat_moving_statistics_follow_its_two_reference_passes(batch):
     expected_mean, expected_variance = _moving(0.0, 1.0, [x, x_adv])
     np.testing.assert_allclose(moving, expected_mean, rtol=1e-4)
     np.testing.assert_allclose(variance, expected_variance, rtol=1e-4)
+
+
+def test_dyart_runs_the_boundary_pass_before_the_clean_pass(batch):
+    # DyART_Linf.py l. 254 (f(x_bdr)) before l. 260 (f(x)), both training mode.
+    x, _ = batch
+    classifier = _bn_first()
+    model = kr.models.DyART(classifier, search_steps=1)
+    boundary = np.clip(x + 0.3, 0.0, 1.0).astype("float32")
+    zeros = np.zeros(len(x), "float32")
+    data = {
+        "x_boundary": boundary,
+        "margin_weights": zeros,
+        "kept": zeros > 0,
+        "radius": zeros,
+    }
+    model.compute_logits(keras.ops.convert_to_tensor(x), data, training=True)
+    moving = float(to_numpy(classifier.layers[0].moving_mean)[0])
+    expected, _ = _moving(0.0, 1.0, [boundary, x])
+    np.testing.assert_allclose(moving, expected, rtol=1e-4)
