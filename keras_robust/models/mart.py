@@ -38,5 +38,9 @@ class MART(BetaRobustModel):
         self, y, logits_natural, logits_adversarial, sample_weight=None
     ):
         return losses.mart_loss(
-            y, logits_natural, logits_adversarial, self.beta, sample_weight
+            self.objective_labels(y, logits_natural),
+            logits_natural,
+            logits_adversarial,
+            self.beta,
+            sample_weight,
         )

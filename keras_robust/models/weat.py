@@ -66,7 +66,7 @@ class WEAT(BetaRobustModel):
         self, y, logits_natural, logits_adversarial, sample_weight=None
     ):
         return losses.weat_loss(
-            y,
+            self.objective_labels(y, logits_natural),
             logits_natural,
             logits_adversarial,
             beta=self.beta,
