@@ -55,7 +55,7 @@ class DyART(RobustModel):
 
        with the gradient of the second term flowing through phi(x^) into
        the weights only (x^ and w are constants); both forward passes run
-       in training mode.
+       in training mode, f(x^) before f(x) as in the reference.
 
     Samples without a kept boundary point contribute their CE only; a batch
     without any (e.g. nothing correctly classified) trains on CE alone.
@@ -288,8 +288,10 @@ class DyART(RobustModel):
         return data
 
     def compute_logits(self, x, x_adv, training):
-        logits_natural = self.classifier(x, training=training)
+        # The boundary pass first, as the reference (`DyART_Linf.py`: f(x_bdr)
+        # before f(X)): the order sets the final BatchNorm moving statistics.
         logits_boundary = self.classifier(x_adv["x_boundary"], training=training)
+        logits_natural = self.classifier(x, training=training)
         logits_adversarial = (
             logits_boundary
             if training

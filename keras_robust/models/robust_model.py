@@ -336,7 +336,19 @@ class RobustModel(backend.RobustTrainer):
         regularization = [ops.cast(term, "float32") for term in self.losses]
         if regularization:
             loss = loss + ops.sum(ops.stack(regularization))
+        # After the losses are read: Keras clears them at each forward.
+        self.update_statistics(x, x_adv, training)
         return loss, logits
+
+    def update_statistics(self, x, x_adv, training):
+        """Forward passes run only for their state updates (default none).
+
+        Called after the objective and its regularisation losses, inside
+        the step; the outputs are discarded. A method whose reference runs
+        more training-mode forwards than its objective needs (TRADES' third
+        f(x)) replays them here, so that BatchNorm's moving statistics move
+        as the reference's do.
+        """
 
     def compute_robust_metrics(self, x, y, loss, logits, sample_weight=None):
         logits_natural, logits_adversarial = logits[:2]

@@ -1,9 +1,14 @@
 """TRADES (Zhang et al., 2019)."""
 
 import keras
+from keras import ops
 
 from keras_robust import losses
 from keras_robust.models.beta_method import BetaRobustModel
+from keras_robust.utils import validation
+
+# How the outer training-mode passes move BatchNorm's moving statistics.
+MOVING_STATISTICS = ("reference", "two_pass")
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")
@@ -20,9 +25,22 @@ class TRADES(BetaRobustModel):
     The reference used epsilon 0.031 and step 0.007; the defaults here are
     8/255 and 2/255 (pass the reference values to match it to the digit).
 
+    BatchNorm moving statistics: the reference's update runs three
+    training-mode forwards, f(x) for the CE, then f(x*) and f(x) inside the
+    KL (`trades.py`, lines 79-82), so the moving statistics move toward x,
+    x*, x in that order (with Keras momentum m, the step's update weighs x
+    by (1 - m)(1 + m^2) and x* by (1 - m) m). With
+    `moving_statistics="reference"` (default) a third, statistics-only
+    training-mode forward on x follows the two passes of the objective; its
+    outputs are not used (without Dropout they equal the first pass's, which
+    the objective uses for both the CE and the KL target). `"two_pass"`
+    skips it: moving statistics x, x* (one forward cheaper).
+
     Args:
         classifier: a Keras model returning logits.
         beta: weight of the KL term, default 6.0.
+        moving_statistics: "reference" (default; moving statistics updated
+            from x, x*, x as in the reference) or "two_pass" (x, x*).
         epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`.
 
     Example:
@@ -34,8 +52,28 @@ class TRADES(BetaRobustModel):
     Robustness and Accuracy", ICML 2019.
     """
 
+    def __init__(
+        self,
+        classifier=None,
+        beta=6.0,
+        moving_statistics="reference",
+        **kwargs,
+    ):
+        moving_statistics = validation.one_of(
+            moving_statistics, "moving_statistics", MOVING_STATISTICS
+        )
+        super().__init__(classifier, beta=beta, **kwargs)
+        self.moving_statistics = moving_statistics
+
     def build_attack(self):
         return self.training_pgd(loss="kl", random_start="normal")
+
+    def update_statistics(self, x, x_adv, training):
+        if training and self.moving_statistics == "reference":
+            # The reference's third forward, f(x) inside its KL: only its
+            # moving-statistics update matters (its logits equal the first
+            # pass's, which the objective uses), so no gradient flows.
+            ops.stop_gradient(self.classifier(x, training=True))
 
     def compute_objective(
         self, y, logits_natural, logits_adversarial, sample_weight=None
@@ -47,3 +85,8 @@ class TRADES(BetaRobustModel):
             self.beta,
             sample_weight,
         )
+
+    def get_config(self):
+        config = super().get_config()
+        config["moving_statistics"] = self.moving_statistics
+        return config

@@ -61,7 +61,12 @@ def test_batchnorm_moving_statistics_move_once_toward_the_mixed_batch(
         ]
     )
     model = kr.models.TRADES(
-        classifier, epsilon=1e-6, step_size=1e-7, steps=1, joint_forward=joint_forward
+        classifier,
+        epsilon=1e-6,
+        step_size=1e-7,
+        steps=1,
+        joint_forward=joint_forward,
+        moving_statistics="two_pass",
     )
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
