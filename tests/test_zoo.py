@@ -1,5 +1,6 @@
 """kr.zoo: the registry's facts, loading RobustBench-style checkpoints, bad input."""
 
+import keras
 import pytest
 
 import keras_robust as kr
@@ -107,3 +108,18 @@ def test_bad_names_shapes_missing_and_corrupt_checkpoints(tmp_path):
     )
     with pytest.raises(ValueError, match="Is the file complete"):
         kr.zoo.load("Standard", checkpoint=tmp_path / "broken.safetensors")
+
+
+def test_zoo_builds_with_zero_placeholders_only_inside_the_context(monkeypatch):
+    from keras_robust.architectures import _blocks
+
+    monkeypatch.undo()  # the real initializer functions, not the fixture's
+    with _blocks.placeholder_initializers():
+        net = kr.architectures.DMWideResNet(depth=10, width=1, input_shape=(8, 8, 3))
+    assert not _blocks._placeholder()
+    for weight in net.weights:
+        if weight.path.endswith(("kernel", "bias")):
+            assert not ref.np.any(keras.ops.convert_to_numpy(weight.value)), weight.path
+    assert isinstance(
+        _blocks.torch_default_kernel_initializer(), keras.initializers.VarianceScaling
+    )

@@ -5,8 +5,10 @@ Every helper adds layers with explicit names, so that models are readable
 easy to map onto the PyTorch reference code.
 """
 
+import contextlib
 import math
 import numbers
+import threading
 import warnings
 
 import keras
@@ -14,6 +16,28 @@ import numpy as np
 
 from keras_robust.layers import activation_layer
 from keras_robust.utils.validation import positive_integer
+
+_PLACEHOLDER = threading.local()
+
+
+@contextlib.contextmanager
+def placeholder_initializers():
+    """Architectures built inside get zero kernels and biases.
+
+    For weights overwritten right after the build (`kr.zoo.load` copies a
+    checkpoint in): on JAX every new weight shape compiles its own random
+    initializer, 55 s for a WRN-70-16 on 2 cores, while zeros cost little.
+    """
+    previous = getattr(_PLACEHOLDER, "active", False)
+    _PLACEHOLDER.active = True
+    try:
+        yield
+    finally:
+        _PLACEHOLDER.active = previous
+
+
+def _placeholder():
+    return getattr(_PLACEHOLDER, "active", False)
 
 
 def torch_default_kernel_initializer():
@@ -24,6 +48,8 @@ def torch_default_kernel_initializer():
     (Keras' fan_in of a conv kernel is kernel_h * kernel_w * in_channels, as
     in PyTorch).
     """
+    if _placeholder():
+        return keras.initializers.Zeros()
     return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
     )
@@ -31,6 +57,8 @@ def torch_default_kernel_initializer():
 
 def kaiming_normal_fan_out_initializer():
     """PyTorch's `kaiming_normal_(mode="fan_out", nonlinearity="relu")`."""
+    if _placeholder():
+        return keras.initializers.Zeros()
     return keras.initializers.VarianceScaling(
         scale=2.0, mode="fan_out", distribution="untruncated_normal"
     )
@@ -222,7 +250,7 @@ def classifier_head(x, num_classes, kernel_initializer, zero_bias):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     """
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if zero_bias:
+    if zero_bias or _placeholder():
         bias_initializer = "zeros"
     else:
         bound = 1.0 / math.sqrt(x.shape[-1])

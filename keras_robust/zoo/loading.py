@@ -5,6 +5,7 @@ import os
 import keras
 
 from keras_robust import architectures
+from keras_robust.architectures import _blocks
 from keras_robust.zoo.registry import info
 
 CIFAR_SHAPE = (32, 32, 3)
@@ -104,7 +105,9 @@ def load(
     state = architectures.torch_weights.read_state_dict(
         path, key=entry.checkpoint_key, weights_only=weights_only
     )
-    model = build(entry.name, entry.dataset, entry.threat_model)
+    # Zero placeholders: every weight is overwritten by the checkpoint.
+    with _blocks.placeholder_initializers():
+        model = build(entry.name, entry.dataset, entry.threat_model)
     architectures.load_torch_weights(model, state, strict=True)
     return model
 
