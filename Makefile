@@ -43,7 +43,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@set -e; for backend in $(BACKENDS); do \
 		echo "=== pytest with KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS); \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS); \
 	done
 
 lint: $(STAMP)

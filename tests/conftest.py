@@ -32,6 +32,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_itemcollected(item):
+    """Keeps a module's tests on one xdist worker if they share a fixture.
+
+    `make test` distributes single tests (`--dist loadgroup`), so that the
+    slow trainings of one file run on both workers; a module- or
+    class-scoped fixture (a trained run, subprocesses) would then be built
+    once per worker, so the tests that use one stay together. (Marked here,
+    at collection, before xdist reads the marks.)
+    """
+    definitions = getattr(item, "_fixtureinfo", None)
+    if definitions is None:
+        return
+    scopes = {
+        fixture.scope
+        for fixtures in definitions.name2fixturedefs.values()
+        for fixture in fixtures
+    }
+    if scopes & {"module", "class", "package"}:
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_session():
     keras.backend.clear_session()
