@@ -113,3 +113,66 @@ def test_dyart_runs_the_boundary_pass_before_the_clean_pass(batch):
     moving = float(to_numpy(classifier.layers[0].moving_mean)[0])
     expected, _ = _moving(0.0, 1.0, [boundary, x])
     np.testing.assert_allclose(moving, expected, rtol=1e-4)
+
+
+# ---- the +1e-12 floor inside the KL's log (WEAT_loss.py, mart.py) ----------
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _floored_kl(natural, adversarial):
+    p, q = _softmax(natural), _softmax(adversarial)
+    return np.sum(p * (np.log(p) - np.log(q + 1e-12)), axis=1)
+
+
+@pytest.fixture(scope="module")
+def extreme_logits():
+    # p(2|x*) ~ 1e-22 while p(2|x) ~ 0.5: log-softmax gives a KL of ~25,
+    # the floored log caps it near 0.5 * (log 0.5 - log 1e-12) ~ 13.5.
+    natural = np.array([[0.0, -30.0, 0.0], [1.0, 0.5, -0.5]], "float32")
+    adversarial = np.array([[0.0, 0.0, -50.0], [0.2, 0.1, 0.3]], "float32")
+    return natural, adversarial, np.array([0, 1])
+
+
+def test_weat_loss_uses_the_floored_log(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    p = _softmax(natural)
+    weights = 1.0 / np.log1p(np.exp(np.abs(-np.log(np.exp(natural).sum(1)))))
+    ce_adv = -np.log(_softmax(adversarial)[np.arange(2), y])
+    expected = np.mean(weights * (ce_adv + 6.0 * _floored_kl(natural, adversarial)))
+    loss = kr.losses.weat_loss(y, natural, adversarial, beta=6.0)
+    np.testing.assert_allclose(float(to_numpy(loss)), expected, rtol=1e-5)
+    exact = kr.losses.weat_loss(y, natural, adversarial, beta=6.0, kl_floor=None)
+    assert float(to_numpy(exact)) > expected + 1.0
+    assert p[0, 2] > 0.4
+
+
+def test_mart_loss_uses_the_floored_log(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    q = _softmax(adversarial)
+    p = _softmax(natural)
+    rows = np.arange(2)
+    other = np.where(np.arange(3)[None] == y[:, None], -1.0, q).argmax(1)
+    boosted = -np.log(q[rows, y]) - np.log(1.0001 - q[rows, other] + 1e-12)
+    kl = _floored_kl(natural, adversarial) * (1.0000001 - p[rows, y])
+    expected = np.mean(boosted + 6.0 * kl)
+    loss = kr.losses.mart_loss(y, natural, adversarial, beta=6.0)
+    np.testing.assert_allclose(float(to_numpy(loss)), expected, rtol=1e-5)
+
+
+def test_weat_attack_maximises_the_floored_kl(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    model = kr.models.WEAT(_bn_first())
+    assert isinstance(model.attack, kr.models.reference_attacks.FlooredKLPGD)
+    assert model.attack.random_start == "normal"
+    objective = model.attack.objective(y, keras.ops.convert_to_tensor(natural))
+    values = to_numpy(objective(keras.ops.convert_to_tensor(adversarial)))
+    np.testing.assert_allclose(values, _floored_kl(natural, adversarial), rtol=1e-5)
+    plain = kr.models.WEAT(_bn_first(), kl_floor=None)
+    assert type(plain.attack) is kr.attacks.PGD and plain.attack.loss == "kl"
+    restored = kr.models.WEAT.from_config(plain.get_config())
+    assert restored.kl_floor is None
