@@ -176,3 +176,74 @@ def test_weat_attack_maximises_the_floored_kl(extreme_logits):
     assert type(plain.attack) is kr.attacks.PGD and plain.attack.loss == "kl"
     restored = kr.models.WEAT.from_config(plain.get_config())
     assert restored.kl_floor is None
+
+
+# ---- TRADES' L2 attack (trades.py l. 42-70) ---------------------------------
+
+
+def _reference_l2(weights, bias, x, y, epsilon, steps, step_size):
+    """trades.py's L2 loop on a linear model, CE objective, zero start."""
+    delta = np.zeros_like(x)
+    onehot = np.eye(weights.shape[1])[y]
+    for _ in range(steps):
+        z = x + delta
+        gradient = (_softmax(z @ weights + bias) - onehot) @ weights.T
+        gradient /= np.linalg.norm(gradient, axis=1, keepdims=True)
+        delta = delta + step_size * gradient
+        delta = np.clip(x + delta, 0.0, 1.0) - x
+        norm = np.linalg.norm(delta, axis=1, keepdims=True)
+        delta = np.where(norm > epsilon, delta * epsilon / (norm + 1e-7), delta)
+    return x + delta
+
+
+def test_trades_l2_attack_follows_the_reference_loop(digits):
+    from tests.helpers import linear_classifier
+
+    (x, y), _ = digits
+    x, y = x[:16].reshape(16, -1).astype("float64"), y[:16]
+    rng = np.random.default_rng(0)
+    weights, bias = rng.normal(size=(64, 10)), rng.normal(size=10) * 0.1
+    epsilon, steps = 1.5, 3
+    attack = kr.models.reference_attacks.TradesL2PGD(
+        epsilon, steps=steps, loss="ce", random_start="none"
+    )
+    assert attack.step_size == pytest.approx(2 * epsilon / steps)
+    x_adv = to_numpy(attack(linear_classifier(weights, bias), x.astype("float32"), y))
+    expected = _reference_l2(weights, bias, x, y, epsilon, steps, 2 * epsilon / steps)
+    np.testing.assert_allclose(x_adv, expected, atol=2e-5)
+    # Box then ball: the generic PGD-L2 (ball then box) ends elsewhere here.
+    generic = kr.attacks.PGD(
+        epsilon,
+        step_size=2 * epsilon / steps,
+        steps=steps,
+        norm="l2",
+        random_start="none",
+    )
+    x_generic = to_numpy(generic(linear_classifier(weights, bias), x, y))
+    assert np.abs(x_generic - expected).max() > 1e-3
+
+
+def test_trades_l2_attack_replaces_a_zero_gradient_by_noise():
+    from tests.helpers import linear_classifier
+
+    x = np.full((4, 6), 0.5, "float32")
+    y = np.zeros(4, "int64")
+    flat = linear_classifier(np.zeros((6, 3)), np.zeros(3))  # gradient 0
+    attack = kr.models.reference_attacks.TradesL2PGD(
+        0.3, steps=2, loss="ce", random_start="none", seed=0
+    )
+    delta = to_numpy(attack(flat, x, y)) - x
+    sizes = np.linalg.norm(delta, axis=1)
+    assert np.all(sizes > 0.05) and np.all(sizes <= 0.3 + 1e-5)
+    stays = kr.attacks.PGD(0.3, steps=2, norm="l2", random_start="none")
+    np.testing.assert_array_equal(to_numpy(stays(flat, x, y)), x)
+
+
+def test_trades_norm_l2_defaults_to_the_reference_attack():
+    model = kr.models.TRADES(_bn_first(), norm="l2", epsilon=0.5, steps=5)
+    assert isinstance(model.attack, kr.models.reference_attacks.TradesL2PGD)
+    assert model.step_size == pytest.approx(0.2)
+    assert model.attack.random_start == "normal" and model.attack.loss == "kl"
+    assert kr.models.TRADES(_bn_first()).step_size == pytest.approx(2 / 255)
+    restored = kr.models.TRADES.from_config(model.get_config())
+    assert isinstance(restored.attack, kr.models.reference_attacks.TradesL2PGD)
