@@ -48,8 +48,11 @@ def print_header(header):
     print("-" * len(header))
 
 
-def timed_fit(model, x, y, batch_size, epochs):
-    """Fits without shuffling; returns each epoch's wall time in seconds."""
+def timed_fit(model, x, y, batch_size, epochs, callbacks=()):
+    """Fits without shuffling; returns each epoch's wall time in seconds.
+
+    `callbacks` run after the timer's `on_epoch_begin`, inside the timing.
+    """
     import keras
 
     times = []
@@ -68,6 +71,6 @@ def timed_fit(model, x, y, batch_size, epochs):
         epochs=epochs,
         shuffle=False,
         verbose=0,
-        callbacks=[EpochTimer()],
+        callbacks=[EpochTimer(), *callbacks],
     )
     return times

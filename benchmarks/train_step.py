@@ -11,6 +11,13 @@ includes compilation. The ratio AT / ((K+1) x clean) compares an AT step
 with K+1 clean steps: the attack's K backward passes need no weight
 gradients, so a good implementation stays below 1.0. "TRADES joint" is
 TRADES with `joint_forward=True`: f(x) and f(x*) in one pass over 2B images.
+
+The second table prices the state-of-the-art pieces against plain TRADES
+(issue 19): "AWP" is TRADES with `awp=kr.models.AWP(5e-3)` (one more
+forward-backward pass of the objective per step), "cons" TRADES with
+`consistency_weight=1` (the same 2B-image batch cost as TRADES on 2B, so it
+is timed on the same B images, split as two views: only the JS term is
+extra), "EMA" TRADES with `use_ema=True` and `kr.callbacks.WeightEMA`.
 """
 
 import argparse
@@ -22,7 +29,15 @@ from _workers import run_worker
 from _workers import timed_fit
 
 STEPS_PER_EPOCH = 8
-METHODS = ("clean", "AT", "TRADES", "TRADES joint")
+METHODS = (
+    "clean",
+    "AT",
+    "TRADES",
+    "TRADES joint",
+    "TRADES AWP",
+    "TRADES cons",
+    "TRADES EMA",
+)
 
 
 def worker(batch, steps, jit_compile):
@@ -46,14 +61,22 @@ def worker(batch, steps, jit_compile):
             }
         elif method == "TRADES joint":
             model = kr.models.TRADES(net, steps=steps, seed=0, joint_forward=True)
+        elif method == "TRADES AWP":
+            model = kr.models.TRADES(net, steps=steps, seed=0, awp=kr.models.AWP(5e-3))
+        elif method == "TRADES cons":
+            model = kr.models.TRADES(net, steps=steps, seed=0, consistency_weight=1.0)
+        elif method == "TRADES EMA":
+            model = kr.models.TRADES(net, steps=steps, seed=0)
         else:
             model = getattr(kr.models, method)(net, steps=steps, seed=0)
+        ema = method == "TRADES EMA"
         model.compile(
-            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9, use_ema=ema),
             jit_compile=jit_compile,
             **compile_kwargs,
         )
-        epoch_times = timed_fit(model, x, y, batch, epochs=4)
+        callbacks = [kr.callbacks.WeightEMA(0.995)] if ema else []
+        epoch_times = timed_fit(model, x, y, batch, epochs=4, callbacks=callbacks)
         return min(epoch_times[1:]) / STEPS_PER_EPOCH, epoch_times[0]
 
     results = {}
@@ -83,6 +106,7 @@ def main():
         f"{'AT/((K+1)clean)':>17}{'TRADES/((K+2)clean)':>21}{'compile+epoch AT':>18}"
     )
     print_header(header)
+    rows = []
     for backend, jit in jit_configurations(args.backends):
         r, error = run_worker(
             __file__,
@@ -92,12 +116,23 @@ def main():
         if error:
             print(f"{backend:<12}{jit:<6}failed: {error}")
             continue
-        clean, at, trades, joint = (r[m]["step_s"] for m in METHODS)
+        clean, at, trades, joint, awp, cons, ema = (r[m]["step_s"] for m in METHODS)
+        rows.append((backend, jit, trades, awp, cons, ema))
         print(
             f"{backend:<12}{jit:<6}{clean:>9.4f}{at:>9.4f}{trades:>9.4f}{joint:>9.4f}"
             f"{at / ((k + 1) * clean):>17.2f}{trades / ((k + 2) * clean):>21.2f}"
             f"{r['AT']['first_epoch_s']:>18.1f}",
             flush=True,
+        )
+    print("\nstate-of-the-art pieces on TRADES; seconds per step and ratio to TRADES")
+    print_header(
+        f"{'backend':<12}{'jit':<6}{'TRADES':>9}{'AWP':>9}{'cons':>9}{'EMA':>9}"
+        f"{'AWP/T':>8}{'cons/T':>8}{'EMA/T':>8}"
+    )
+    for backend, jit, trades, awp, cons, ema in rows:
+        print(
+            f"{backend:<12}{jit:<6}{trades:>9.4f}{awp:>9.4f}{cons:>9.4f}{ema:>9.4f}"
+            f"{awp / trades:>8.2f}{cons / trades:>8.2f}{ema / trades:>8.2f}"
         )
 
 

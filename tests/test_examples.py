@@ -40,3 +40,29 @@ def test_cifar10_weat_smoke_writes_every_output(tmp_path):
         "samples.png",
     ):
         assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.slow
+def test_cifar10_sota_smoke_trains_and_evaluates(tmp_path):
+    out = tmp_path / "sota"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "examples", "cifar10_sota.py"),
+            "--smoke",
+            "--backend",
+            keras.backend.backend(),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=quick_compile_environment(TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"backend {keras.backend.backend()}" in completed.stdout
+    for name in ("model.keras", "history.csv", "report.json", "generated_smoke.npz"):
+        assert (out / name).stat().st_size > 0, name
+    loaded = keras.saving.load_model(out / "model.keras")
+    assert loaded.label_smoothing == 0.1 and loaded.beta == 5.0
