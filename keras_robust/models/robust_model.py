@@ -1,6 +1,9 @@
 """`RobustModel`: adversarial training of any Keras classifier through `fit`."""
 
+import warnings
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_robust import backend
@@ -13,6 +16,9 @@ from keras_robust.models import nonfinite
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
+
+# Keys of the seed states in a model's own saved variables.
+_SEED_KEY = "seed_state_"
 
 
 def _deserialize_optional(config):
@@ -444,6 +450,7 @@ class RobustModel(backend.RobustTrainer):
             self._check_data(
                 *data_lib.unpack_validation_data(validation_data), "validation_data"
             )
+        self._warn_if_keras_backup(args, kwargs)
         guard = self._nonfinite_guard()
         args, kwargs = _with_callbacks(
             args, kwargs, 3, guard + self.fit_callbacks() + self._awp_callbacks()
@@ -494,6 +501,43 @@ class RobustModel(backend.RobustTrainer):
     def _awp_callbacks(self):
         return [] if self.awp is None else [awp_lib.AWPEpochCounter()]
 
+    def _warn_if_keras_backup(self, args, kwargs):
+        """Warns once where Keras' own BackupAndRestore cannot resume exactly.
+
+        The seed states are saved with the weights (`save_own_variables`),
+        so it restores the attack's random starts; it does not restore the
+        global RNG that shuffles arrays on JAX (NumPy's) and PyTorch
+        (torch's, which also draws unseeded Dropout masks there).
+        """
+        from keras_robust.callbacks.backup_and_restore import (
+            BackupAndRestore as RobustBackup,
+        )
+
+        if getattr(self, "_warned_keras_backup", False):
+            return
+        callbacks = args[3] if len(args) > 3 else kwargs.get("callbacks")
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = callbacks.callbacks
+        keras_backup = any(
+            isinstance(c, keras.callbacks.BackupAndRestore)
+            and not isinstance(c, RobustBackup)
+            for c in callbacks or []
+        )
+        shuffle = args[6] if len(args) > 6 else kwargs.get("shuffle", True)
+        torch = backend.BACKEND == "torch"
+        if keras_backup and (torch or (backend.BACKEND == "jax" and bool(shuffle))):
+            self._warned_keras_backup = True
+            warnings.warn(
+                "keras.callbacks.BackupAndRestore restores the weights, the "
+                "optimizer and (for keras_robust models) the attack's seed "
+                "states, but not the global random state that "
+                f"{'torch' if torch else 'NumPy'} draws the shuffling of "
+                f"arrays{' and unseeded Dropout masks' if torch else ''} "
+                "from: a resumed run will not match an uninterrupted one. Use "
+                "kr.callbacks.BackupAndRestore, which restores it.",
+                stacklevel=3,
+            )
+
     def fit_callbacks(self):
         """Callbacks a method adds to the user's in `fit` (default none)."""
         return []
@@ -529,6 +573,42 @@ class RobustModel(backend.RobustTrainer):
         self.built = self.built or self.classifier.built
 
     # ---- serialization ------------------------------------------------------
+
+    def _seed_states(self):
+        """The state variables of every `SeedGenerator` the model tracks."""
+        weights = {id(v) for v in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        # Keras saves weights only: the seed states (attack random starts,
+        # Dropout masks) go with them, so that `keras.callbacks.BackupAndRestore`
+        # and `load_weights` resume the random stream exactly.
+        super().save_own_variables(store)
+        for index, variable in enumerate(self._seed_states()):
+            store[f"{_SEED_KEY}{index}"] = variable
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        seed_keys = sorted(
+            (k for k in keys if k.startswith(_SEED_KEY)),
+            key=lambda k: int(k[len(_SEED_KEY) :]),
+        )
+        super().load_own_variables(
+            {k: store[k] for k in keys if not k.startswith(_SEED_KEY)}
+        )
+        if not seed_keys:
+            return  # Saved before seed states were saved (2026-12).
+        seeds = self._seed_states()
+        values = [store[k] for k in seed_keys]
+        if [tuple(v.shape) for v in values] != [tuple(v.shape) for v in seeds]:
+            warnings.warn(
+                f"The saved model holds {len(values)} random-seed states, "
+                f"{type(self).__name__} has {len(seeds)}: they are not restored.",
+                stacklevel=2,
+            )
+            return
+        for variable, value in zip(seeds, values):
+            variable.assign(np.asarray(value).astype(variable.dtype))
 
     def get_config(self):
         return {
