@@ -3,11 +3,22 @@
 import collections
 import os
 import sys
+import tempfile
 
-import keras
-import pytest
-
+# Set before Keras imports JAX. Identical programs (the same tiny model and
+# step built by several tests, on either xdist worker) compile once per run:
+# the controller creates the cache folder and its workers inherit it. Speed
+# only: a cached executable is the very program a compile would produce.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ.update(
+        JAX_COMPILATION_CACHE_DIR=tempfile.mkdtemp(prefix="keras-robust-jax-cache-"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+    )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
 
 import keras_robust as kr  # noqa: E402
 

@@ -157,7 +157,10 @@ def np_weat(y, zn, za, beta, variant, normalize, weights_from):
     if normalize:
         weights = weights / weights.mean()
     ce = np_ce(y, za if variant == "adv" else zn)
-    return np.mean(weights * (ce + beta * np_kl(zn, za)))
+    # log(q + 1e-12) in the KL, as WEAT_loss.py (lines 89, 140) and MART.
+    floored = np.log(np_softmax(za) + 1e-12)
+    kl = (np_softmax(zn) * (np_log_softmax(zn) - floored)).sum(-1)
+    return np.mean(weights * (ce + beta * kl))
 
 
 def np_distance(p, q, log_p, log_q, name):

@@ -254,7 +254,11 @@ class PCAInitializer(_ClassFitted):
     """Class-wise PCA start (the seed paper's initialisation).
 
     For each class y, PCA of its flattened training images keeps the k_y
-    leading components whose explained variance reaches `retained_variance`.
+    leading components whose cumulative explained variance stays strictly
+    below `retained_variance`, as the reference
+    (`image_generation/utils_func.py`, lines 207-214:
+    `components_[:argmin(cum_energy < retained_variance)]`); with
+    `strictly_below=False`, the fewest components that reach it (one more).
     A start is
 
         x0 = clip(mu_y + sum_{i <= k_y} s_i a_i sigma U_i),  a_i ~ N(0, 1),
@@ -267,6 +271,9 @@ class PCAInitializer(_ClassFitted):
             explain, in (0, 1]; 0.8-0.95 in the paper.
         sigma: scale of the coefficients, 0.005-0.02 in the paper.
         clip: (low, high) valid pixel range.
+        strictly_below: keep the components whose cumulative share is
+            below `retained_variance` (True, default, the reference) or the
+            fewest that reach it (False).
 
     Example:
     >>> init = kr.generation.PCAInitializer(0.95, sigma=0.005).fit(x, y)
@@ -275,8 +282,15 @@ class PCAInitializer(_ClassFitted):
 
     array_names = ("means", "components", "singular_values")
 
-    def __init__(self, retained_variance=0.95, sigma=0.005, clip=(0.0, 1.0)):
+    def __init__(
+        self, retained_variance=0.95, sigma=0.005, clip=(0.0, 1.0), strictly_below=True
+    ):
         super().__init__(clip)
+        if not isinstance(strictly_below, bool):
+            raise TypeError(
+                f"`strictly_below` must be True or False, got {strictly_below!r}."
+            )
+        self.strictly_below = strictly_below
         retained_variance = validation.positive_number(
             retained_variance, "retained_variance"
         )
@@ -300,7 +314,10 @@ class PCAInitializer(_ClassFitted):
             kept = 0
         else:
             explained = np.cumsum(eigenvalues) / total
-            kept = int(np.searchsorted(explained, self.retained_variance - 1e-12)) + 1
+            # Index of the first share >= the target: the count strictly below.
+            kept = int(np.searchsorted(explained, self.retained_variance - 1e-12))
+            if not self.strictly_below:
+                kept += 1
         singular_values = np.sqrt((count - 1) * eigenvalues[:kept])
         return mean, eigenvectors[:, :kept].T, singular_values
 
@@ -338,6 +355,7 @@ class PCAInitializer(_ClassFitted):
         return {
             "retained_variance": self.retained_variance,
             "sigma": self.sigma,
+            "strictly_below": self.strictly_below,
             **super().get_config(),
         }
 

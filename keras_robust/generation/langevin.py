@@ -22,10 +22,17 @@ class LangevinSampler:
     SGLD with momentum (seed paper, Eq. 7) is
 
         v_{n+1} = zeta v_n - (eta / 2) grad_x E(x_n, y)
-        x_{n+1} = clip(x_n + v_{n+1} + sigma eps_n),   eps_n ~ N(0, I),
+        x_{n+1} = clip(x_n + v_{n+1} + alpha sigma eps_n),   eps_n ~ N(0, I),
 
-    with zeta = `momentum` (0 gives plain SGLD), eta = `step_size` and
-    sigma = `noise_std`. The classifier runs in inference mode. The whole
+    with zeta = `momentum` (0 gives plain SGLD), eta = `step_size`,
+    sigma = `noise_std` and alpha = `alpha` (default 1: sigma is the
+    noise's standard deviation). The seed paper's code multiplies its noise
+    by alpha = sqrt(2 eta) unless alpha is passed
+    (`image_generation/utils.py`, lines 558 and 716-717, noise drawn as
+    `normal_(0, noise_variance)`, a standard deviation despite the name):
+    `alpha=None` does the same, so its "noise 0.001" at eta = 1 is
+    `noise_std=0.001, alpha=None`, i.e. a standard deviation of
+    sqrt(2) * 0.001. The classifier runs in inference mode. The whole
     chain of a batch is one compiled function (`fori_loop`, XLA per
     `jit_compile`), reused batch after batch and weight update after weight
     update.
@@ -39,7 +46,10 @@ class LangevinSampler:
             (its wrapped classifier is used) or a callable `x -> logits`.
         steps: number of Langevin steps; 20-50 in the paper.
         step_size: eta, the gradient step; 0.5-1 in the paper.
-        noise_std: sigma, the standard deviation of the added noise.
+        noise_std: sigma; the added noise has standard deviation
+            alpha * sigma.
+        alpha: the noise multiplier: a number >= 0 (default 1.0), or None
+            for the reference's sqrt(2 * step_size).
         momentum: zeta in [0, 1).
         energy: "joint" (E(x, y), class-conditional) or "marginal" (E(x);
             the labels then only choose the class-wise initialisation).
@@ -70,6 +80,7 @@ class LangevinSampler:
         noise_std=0.001,
         momentum=0.0,
         energy="joint",
+        alpha=1.0,
         initializer=None,
         clip=(0.0, 1.0),
         batch_size=100,
@@ -91,6 +102,11 @@ class LangevinSampler:
         )
         self.momentum = validation.positive_number(
             momentum, "momentum", allow_zero=True
+        )
+        self.alpha = (
+            None
+            if alpha is None
+            else validation.positive_number(alpha, "alpha", allow_zero=True)
         )
         if self.momentum >= 1:
             raise ValueError(f"`momentum` must lie in [0, 1), got {momentum!r}.")
@@ -216,6 +232,12 @@ class LangevinSampler:
             return self.classifier(x, training=False)
         return self.classifier(x)
 
+    @property
+    def noise_scale(self):
+        """The standard deviation alpha * sigma of each step's noise."""
+        alpha = np.sqrt(2 * self.step_size) if self.alpha is None else self.alpha
+        return float(alpha * self.noise_std)
+
     def _energy_sum(self, forward, labels):
         def energy_sum(x):
             logits = ops.cast(forward(x), "float32")
@@ -229,10 +251,10 @@ class LangevinSampler:
         x0 = ops.cast(x0, "float32")
         energy_sum = self._energy_sum(forward, labels)
         noise = None
-        if self.noise_std > 0:
+        if self.noise_scale > 0:
             noise = keras.random.normal(
                 (self.steps, *ops.shape(x0)),
-                stddev=self.noise_std,
+                stddev=self.noise_scale,
                 seed=draw_seed(0),
             )
         low, high = self.clip
@@ -381,6 +403,7 @@ class LangevinSampler:
             "steps": self.steps,
             "step_size": self.step_size,
             "noise_std": self.noise_std,
+            "alpha": self.alpha,
             "momentum": self.momentum,
             "energy": self.energy,
             "clip": list(self.clip),

@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_robust.losses import common
+from keras_robust.losses.floored_kl import floored_kl_divergence
 from keras_robust.utils import labels as labels_lib
 
 
@@ -14,8 +15,9 @@ def mart_loss(y_true, logits_natural, logits_adversarial, beta=6.0, sample_weigh
                                        * (1.0000001 - p(y_i|x_i)) ]
 
     where y'_i is the most probable class of x*_i other than y_i and the KL
-    uses log(p(.|x*) + 1e-12) as the reference does. Neither the KL target nor
-    the (1 - p_y) weight is stop-gradiented.
+    uses log(p(.|x*) + 1e-12) as the reference does (`mart.py`, line 55;
+    `kr.losses.floored_kl`); the reference's attack is plain CE (line 25).
+    Neither the KL target nor the (1 - p_y) weight is stop-gradiented.
 
     Args:
         y_true: labels, integer (batch,) or one-hot (batch, classes).
@@ -47,11 +49,7 @@ def mart_loss(y_true, logits_natural, logits_adversarial, beta=6.0, sample_weigh
         1.0001 - prob_best_other + 1e-12
     )
 
-    log_probs_natural = ops.log_softmax(logits_natural, axis=-1)
-    kl = ops.sum(
-        probs_natural * (log_probs_natural - ops.log(probs_adversarial + 1e-12)),
-        axis=-1,
-    )
+    kl = floored_kl_divergence(logits_natural, logits_adversarial)
     prob_true = ops.sum(true_mask * probs_natural, axis=-1)
     per_sample = boosted_ce + beta * kl * (1.0000001 - prob_true)
     return common.weighted_mean(per_sample, sample_weight)

@@ -4,6 +4,8 @@ from keras import ops
 
 from keras_robust import energy as energy_lib
 from keras_robust.losses import common
+from keras_robust.losses.floored_kl import FLOOR
+from keras_robust.losses.floored_kl import floored_kl_divergence
 
 WEAT_VARIANTS = ("adv", "nat")
 
@@ -34,6 +36,7 @@ def weat_loss(
     variant="adv",
     normalize_weights=False,
     sample_weight=None,
+    kl_floor=FLOOR,
 ):
     """WEAT objective (seed paper, reference `WEAT_loss.py`).
 
@@ -41,6 +44,9 @@ def weat_loss(
         adv: L = (1/B) sum_i w_i [CE(f(x*_i), y_i) + beta KL(p(.|x_i) || p(.|x*_i))]
         nat: L = (1/B) sum_i w_i [CE(f(x_i), y_i)  + beta KL(p(.|x_i) || p(.|x*_i))]
 
+    The KL is the reference's, log(p(.|x*) + 1e-12) for log p(.|x*)
+    (`WEAT_loss.py`, lines 89 and 140; `kr.losses.floored_kl`);
+    `kl_floor=None` uses log-softmax (`kr.losses.kl_divergence`) instead.
     The weights come from the natural logits and are stop-gradiented and,
     by default, not normalised, as in the reference (the loss scale shrinks
     as the model grows confident). `normalize_weights=True` divides them by
@@ -54,6 +60,8 @@ def weat_loss(
         variant: "adv" (the paper's headline WEAT-adv) or "nat".
         normalize_weights: rescale weights to mean 1 per batch.
         sample_weight: optional (batch,) weights, multiplied in.
+        kl_floor: the floor added to p(.|x*) inside the KL's log, default
+            1e-12 (the reference); None for log-softmax.
 
     Returns:
         Scalar float32 loss.
@@ -71,7 +79,10 @@ def weat_loss(
     if normalize_weights:
         weights = weights / ops.mean(weights)
     classified = logits_adversarial if variant == "adv" else logits_natural
-    per_sample = common._cross_entropy(
-        y_true, classified
-    ) + beta * common._kl_divergence(logits_natural, logits_adversarial)
+    if kl_floor is None:
+        kl = common._kl_divergence(logits_natural, logits_adversarial)
+    else:
+        kl_floor = common.checked_number(kl_floor, "kl_floor")
+        kl = floored_kl_divergence(logits_natural, logits_adversarial, kl_floor)
+    per_sample = common._cross_entropy(y_true, classified) + beta * kl
     return common.weighted_mean(weights * per_sample, sample_weight)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_robust import losses
 from keras_robust.models.beta_method import BetaRobustModel
+from keras_robust.models.reference_attacks import TradesL2PGD
 from keras_robust.utils import validation
 
 # How the outer training-mode passes move BatchNorm's moving statistics.
@@ -36,12 +37,19 @@ class TRADES(BetaRobustModel):
     the objective uses for both the CE and the KL target). `"two_pass"`
     skips it: moving statistics x, x* (one forward cheaper).
 
+    `norm="l2"` runs the reference's L2 attack (`trades.py`, lines 42-70;
+    `kr.models.reference_attacks.TradesL2PGD`): steps of 2 epsilon / steps
+    along g / ||g||_2 (Gaussian noise where g = 0), projected onto [0, 1]
+    and then the ball.
+
     Args:
         classifier: a Keras model returning logits.
         beta: weight of the KL term, default 6.0.
+        step_size: step of the training attack; default 2/255 for "linf" and
+            2 * epsilon / steps for "l2" (the reference's).
         moving_statistics: "reference" (default; moving statistics updated
             from x, x*, x as in the reference) or "two_pass" (x, x*).
-        epsilon, step_size, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`.
+        epsilon, steps, norm, attack, eval_attack, attack_training_mode, seed, joint_forward: see `RobustModel`.
 
     Example:
     >>> model = kr.models.TRADES(classifier, beta=6.0)
@@ -57,15 +65,26 @@ class TRADES(BetaRobustModel):
         classifier=None,
         beta=6.0,
         moving_statistics="reference",
+        step_size=None,
         **kwargs,
     ):
         moving_statistics = validation.one_of(
             moving_statistics, "moving_statistics", MOVING_STATISTICS
         )
-        super().__init__(classifier, beta=beta, **kwargs)
+        if step_size is None:
+            # L2: the reference's SGD rate epsilon / perturb_steps * 2.
+            norm = validation.norm_name(kwargs.get("norm", "linf"))
+            epsilon = validation.positive_number(
+                kwargs.get("epsilon", 8 / 255), "epsilon"
+            )
+            steps = validation.positive_integer(kwargs.get("steps", 10), "steps")
+            step_size = 2 * epsilon / steps if norm == "l2" else 2 / 255
+        super().__init__(classifier, beta=beta, step_size=step_size, **kwargs)
         self.moving_statistics = moving_statistics
 
     def build_attack(self):
+        if self.norm == "l2":
+            return TradesL2PGD(self.epsilon, step_size=self.step_size, steps=self.steps)
         return self.training_pgd(loss="kl", random_start="normal")
 
     def update_statistics(self, x, x_adv, training):

@@ -113,3 +113,137 @@ def test_dyart_runs_the_boundary_pass_before_the_clean_pass(batch):
     moving = float(to_numpy(classifier.layers[0].moving_mean)[0])
     expected, _ = _moving(0.0, 1.0, [boundary, x])
     np.testing.assert_allclose(moving, expected, rtol=1e-4)
+
+
+# ---- the +1e-12 floor inside the KL's log (WEAT_loss.py, mart.py) ----------
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _floored_kl(natural, adversarial):
+    p, q = _softmax(natural), _softmax(adversarial)
+    return np.sum(p * (np.log(p) - np.log(q + 1e-12)), axis=1)
+
+
+@pytest.fixture(scope="module")
+def extreme_logits():
+    # p(2|x*) ~ 1e-22 while p(2|x) ~ 0.5: log-softmax gives a KL of ~25,
+    # the floored log caps it near 0.5 * (log 0.5 - log 1e-12) ~ 13.5.
+    natural = np.array([[0.0, -30.0, 0.0], [1.0, 0.5, -0.5]], "float32")
+    adversarial = np.array([[0.0, 0.0, -50.0], [0.2, 0.1, 0.3]], "float32")
+    return natural, adversarial, np.array([0, 1])
+
+
+def test_weat_loss_uses_the_floored_log(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    p = _softmax(natural)
+    weights = 1.0 / np.log1p(np.exp(np.abs(-np.log(np.exp(natural).sum(1)))))
+    ce_adv = -np.log(_softmax(adversarial)[np.arange(2), y])
+    expected = np.mean(weights * (ce_adv + 6.0 * _floored_kl(natural, adversarial)))
+    loss = kr.losses.weat_loss(y, natural, adversarial, beta=6.0)
+    np.testing.assert_allclose(float(to_numpy(loss)), expected, rtol=1e-5)
+    exact = kr.losses.weat_loss(y, natural, adversarial, beta=6.0, kl_floor=None)
+    assert float(to_numpy(exact)) > expected + 1.0
+    assert p[0, 2] > 0.4
+
+
+def test_mart_loss_uses_the_floored_log(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    q = _softmax(adversarial)
+    p = _softmax(natural)
+    rows = np.arange(2)
+    other = np.where(np.arange(3)[None] == y[:, None], -1.0, q).argmax(1)
+    boosted = -np.log(q[rows, y]) - np.log(1.0001 - q[rows, other] + 1e-12)
+    kl = _floored_kl(natural, adversarial) * (1.0000001 - p[rows, y])
+    expected = np.mean(boosted + 6.0 * kl)
+    loss = kr.losses.mart_loss(y, natural, adversarial, beta=6.0)
+    np.testing.assert_allclose(float(to_numpy(loss)), expected, rtol=1e-5)
+
+
+def test_weat_attack_maximises_the_floored_kl(extreme_logits):
+    natural, adversarial, y = extreme_logits
+    model = kr.models.WEAT(_bn_first())
+    assert isinstance(model.attack, kr.models.reference_attacks.FlooredKLPGD)
+    assert model.attack.random_start == "normal"
+    objective = model.attack.objective(y, keras.ops.convert_to_tensor(natural))
+    values = to_numpy(objective(keras.ops.convert_to_tensor(adversarial)))
+    np.testing.assert_allclose(values, _floored_kl(natural, adversarial), rtol=1e-5)
+    plain = kr.models.WEAT(_bn_first(), kl_floor=None)
+    assert type(plain.attack) is kr.attacks.PGD and plain.attack.loss == "kl"
+    restored = kr.models.WEAT.from_config(plain.get_config())
+    assert restored.kl_floor is None
+
+
+# ---- TRADES' L2 attack (trades.py l. 42-70) ---------------------------------
+
+
+def _reference_l2(weights, bias, x, y, epsilon, steps, step_size):
+    """trades.py's L2 loop on a linear model, CE objective, zero start."""
+    delta = np.zeros_like(x)
+    onehot = np.eye(weights.shape[1])[y]
+    for _ in range(steps):
+        z = x + delta
+        gradient = (_softmax(z @ weights + bias) - onehot) @ weights.T
+        gradient /= np.linalg.norm(gradient, axis=1, keepdims=True)
+        delta = delta + step_size * gradient
+        delta = np.clip(x + delta, 0.0, 1.0) - x
+        norm = np.linalg.norm(delta, axis=1, keepdims=True)
+        delta = np.where(norm > epsilon, delta * epsilon / (norm + 1e-7), delta)
+    return x + delta
+
+
+def test_trades_l2_attack_follows_the_reference_loop(digits):
+    from tests.helpers import linear_classifier
+
+    (x, y), _ = digits
+    x, y = x[:16].reshape(16, -1).astype("float64"), y[:16]
+    rng = np.random.default_rng(0)
+    weights, bias = rng.normal(size=(64, 10)), rng.normal(size=10) * 0.1
+    epsilon, steps = 1.5, 3
+    attack = kr.models.reference_attacks.TradesL2PGD(
+        epsilon, steps=steps, loss="ce", random_start="none"
+    )
+    assert attack.step_size == pytest.approx(2 * epsilon / steps)
+    x_adv = to_numpy(attack(linear_classifier(weights, bias), x.astype("float32"), y))
+    expected = _reference_l2(weights, bias, x, y, epsilon, steps, 2 * epsilon / steps)
+    np.testing.assert_allclose(x_adv, expected, atol=2e-5)
+    # Box then ball: the generic PGD-L2 (ball then box) ends elsewhere here.
+    generic = kr.attacks.PGD(
+        epsilon,
+        step_size=2 * epsilon / steps,
+        steps=steps,
+        norm="l2",
+        random_start="none",
+    )
+    x_generic = to_numpy(generic(linear_classifier(weights, bias), x, y))
+    assert np.abs(x_generic - expected).max() > 1e-3
+
+
+def test_trades_l2_attack_replaces_a_zero_gradient_by_noise():
+    from tests.helpers import linear_classifier
+
+    x = np.full((4, 6), 0.5, "float32")
+    y = np.zeros(4, "int64")
+    flat = linear_classifier(np.zeros((6, 3)), np.zeros(3))  # gradient 0
+    attack = kr.models.reference_attacks.TradesL2PGD(
+        0.3, steps=2, loss="ce", random_start="none", seed=0
+    )
+    delta = to_numpy(attack(flat, x, y)) - x
+    sizes = np.linalg.norm(delta, axis=1)
+    assert np.all(sizes > 0.05) and np.all(sizes <= 0.3 + 1e-5)
+    stays = kr.attacks.PGD(0.3, steps=2, norm="l2", random_start="none")
+    np.testing.assert_array_equal(to_numpy(stays(flat, x, y)), x)
+
+
+def test_trades_norm_l2_defaults_to_the_reference_attack():
+    model = kr.models.TRADES(_bn_first(), norm="l2", epsilon=0.5, steps=5)
+    assert isinstance(model.attack, kr.models.reference_attacks.TradesL2PGD)
+    assert model.step_size == pytest.approx(0.2)
+    assert model.attack.random_start == "normal" and model.attack.loss == "kl"
+    assert kr.models.TRADES(_bn_first()).step_size == pytest.approx(2 / 255)
+    restored = kr.models.TRADES.from_config(model.get_config())
+    assert isinstance(restored.attack, kr.models.reference_attacks.TradesL2PGD)
