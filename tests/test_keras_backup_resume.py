@@ -8,7 +8,10 @@ on JAX and PyTorch), `fit` warns once and names kr.callbacks.BackupAndRestore.
 """
 
 import signal
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,26 +19,25 @@ import pytest
 
 import keras_robust as kr
 from tests.conftest import BACKEND
+from tests.helpers import quick_compile_environment
 from tests.test_resume import _load
 
+ROOT = Path(__file__).resolve().parents[1]
 WORKER = "tests.keras_backup_worker"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     out = tmp_path_factory.mktemp("keras_backup")
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(root))
+    # Both processes alike: less XLA optimisation, one JAX compilation cache.
+    env = quick_compile_environment(
+        jax_cache_dir=out / "jax_cache", KERAS_BACKEND=BACKEND, PYTHONPATH=str(ROOT)
+    )
 
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", WORKER, *map(str, args)],
-            cwd=root,
+            cwd=ROOT,
             env=env,
             capture_output=True,
             text=True,
