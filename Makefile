@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format benchmark clean docs
+.PHONY: setup demo test test-floor lint format benchmark clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,28 @@ test: $(STAMP)
 		echo "=== pytest with KERAS_BACKEND=$$backend"; \
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS); \
 	done
+	@$(MAKE) --no-print-directory test-floor
+
+# The oldest Keras we support (pyproject's floor), on TensorFlow, for the
+# tests that exercise the Keras internals our training step, resumption and
+# tf.distribute code lean on. Its venv holds only that Keras and reads every
+# other package from $(VENV).
+FLOOR_KERAS ?= keras==3.11.0
+FLOOR_VENV ?= .venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
+FLOOR_TESTS ?= tests/models/test_train_step.py tests/models/test_robust_model.py \
+	tests/callbacks tests/test_resume.py tests/distribution/test_tensorflow_distribute.py
+
+$(FLOOR_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps "$(FLOOR_KERAS)"
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+		> "$$($(FLOOR_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_main_venv.pth"
+	touch $(FLOOR_STAMP)
+
+test-floor: $(FLOOR_STAMP)
+	@echo "=== pytest with KERAS_BACKEND=tensorflow at $$($(FLOOR_VENV)/bin/python -c 'import keras; print("keras", keras.__version__)')"
+	KERAS_BACKEND=tensorflow $(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup $(FLOOR_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check keras_robust tests benchmarks examples
@@ -58,4 +80,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py --backends $(BACKENDS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .ruff_cache build *.egg-info
