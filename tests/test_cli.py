@@ -340,6 +340,15 @@ ZOO_BAD_ARGUMENTS = {
     ],
     "neither model nor zoo": ["evaluate", "--dataset", "digits"],
     "no checkpoint anywhere": ["evaluate", "--zoo", "Standard", "--dataset", "cifar10"],
+    "L2 model in the L-inf evaluation": [
+        "evaluate",
+        "--zoo",
+        "Standard",
+        "--threat-model",
+        "L2",
+        "--dataset",
+        "cifar10",
+    ],
 }
 
 
@@ -353,8 +362,10 @@ def test_zoo_bad_arguments_give_one_line_and_status_2(
     assert main(argv) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("keras-robust: error: ")
-    if "--zoo" in argv and "cifar10" in argv and "Standard" in argv:
+    if argv == ZOO_BAD_ARGUMENTS["no checkpoint anywhere"]:
         assert "drive.google.com" in line and "checkpoint=" in line
+    if "L2" in argv:
+        assert "L-inf only" in line and "norm='l2'" in line
     if "Gowal2020Uncoverin" in argv:
         assert "Gowal2020Uncovering_70_16" in line
 

@@ -64,6 +64,7 @@ def run(args):
     """Loads the model, evaluates it, prints the report; 0 on success."""
     info = defaults.DATASETS[args.dataset]
     with as_usage_errors():
+        zoo_source.check_evaluable(args)
         model, description = zoo_source.load_classifier(args)
         data.check_model_fits(model, args.dataset)
         epsilon = args.epsilon
