@@ -1,7 +1,7 @@
 """Shared `beta` and `label_smoothing` hyperparameters of the TRADES family."""
 
+from keras_robust.losses import label_smoothing as smoothing_lib
 from keras_robust.models.robust_model import RobustModel
-from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
 
 
@@ -19,26 +19,16 @@ class BetaRobustModel(RobustModel):
 
     def __init__(self, classifier=None, beta=6.0, label_smoothing=0.0, **kwargs):
         beta = validation.positive_number(beta, "beta", allow_zero=True)
-        label_smoothing = validation.positive_number(
-            label_smoothing, "label_smoothing", allow_zero=True
-        )
-        if label_smoothing >= 1.0:
-            raise ValueError(
-                f"`label_smoothing` must lie in [0, 1), got {label_smoothing!r}."
-            )
+        label_smoothing = smoothing_lib.check_label_smoothing(label_smoothing)
         super().__init__(classifier, **kwargs)
         self.beta = beta
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = label_smoothing
 
     def objective_labels(self, y, logits):
         """The labels the objective's cross-entropy terms train on."""
         if not self.label_smoothing:
             return y
-        num_classes = logits.shape[-1]
-        targets = labels_lib.to_one_hot(y, num_classes)
-        return targets * (1.0 - self.label_smoothing) + (
-            self.label_smoothing / num_classes
-        )
+        return smoothing_lib.smoothed_targets(y, logits.shape[-1], self.label_smoothing)
 
     def get_config(self):
         config = super().get_config()

@@ -247,3 +247,53 @@ def test_trades_norm_l2_defaults_to_the_reference_attack():
     assert kr.models.TRADES(_bn_first()).step_size == pytest.approx(2 / 255)
     restored = kr.models.TRADES.from_config(model.get_config())
     assert isinstance(restored.attack, kr.models.reference_attacks.TradesL2PGD)
+
+
+# ---- the Smooth Adversarial Training recipe (ResNet/adv_model.py) -----------
+
+
+def test_sat_recipe_is_the_reference_attacker_and_loss():
+    model = kr.models.AT.sat_recipe(_bn_first(), epsilon=0.2, step_size=0.01, steps=10)
+    attack = model.attack
+    assert isinstance(attack, kr.models.reference_attacks.CleanStartPGD)
+    assert attack.clean_start_probability == 0.2
+    assert model.attack_training_mode is False  # adv_model.py l. 189
+    assert model.label_smoothing == 0.1
+    # adv_model.py l. 59: step = max(step, epsilon / steps).
+    assert attack.step_size == pytest.approx(0.02) == model.step_size
+    restored = kr.models.AT.from_config(model.get_config())
+    assert isinstance(restored.attack, kr.models.reference_attacks.CleanStartPGD)
+    assert restored.label_smoothing == 0.1 and restored.attack_training_mode is False
+
+
+def test_clean_start_is_drawn_once_per_batch():
+    attack = kr.models.reference_attacks.CleanStartPGD(0.1)
+    x = np.full((3, 50), 0.99, "float32")
+    seed = keras.random.SeedGenerator(0)
+    clean = 0
+    tensor = keras.ops.convert_to_tensor(x)
+    for _ in range(200):
+        delta = to_numpy(attack.start(tensor, lambda index: seed)) - x
+        if np.all(delta == 0):
+            clean += 1
+        else:
+            assert np.all(delta != 0) and np.abs(delta).max() <= 0.1 + 1e-6
+            assert (x + delta).max() > 1.0  # not clipped before the first step
+    assert 20 <= clean <= 62  # binomial(200, 0.2): 40 +- 5.7
+
+
+def test_at_label_smoothing_is_the_tf_formula():
+    logits = np.array([[2.0, 0.0, -1.0], [0.1, 0.3, 0.2]], "float32")
+    y = np.array([0, 2])
+    targets = np.eye(3)[y] * 0.9 + 0.1 / 3
+    log_p = np.log(_softmax(logits))
+    expected = -np.mean(np.sum(targets * log_p, axis=1))
+    model = kr.models.AT(_bn_first(), label_smoothing=0.1)
+    loss = model.compute_objective(y, logits, logits)
+    np.testing.assert_allclose(float(to_numpy(loss)), expected, rtol=1e-5)
+    plain = kr.models.AT(_bn_first()).compute_objective(y, logits, logits)
+    np.testing.assert_allclose(
+        float(to_numpy(plain)), -np.mean(log_p[np.arange(2), y]), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="label_smoothing"):
+        kr.models.AT(_bn_first(), label_smoothing=1.0)
