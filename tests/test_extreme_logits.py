@@ -201,6 +201,17 @@ def np_score(y, zn, za, beta, name, clip_value=0.0, label_smoothing=0.0):
     return np.mean(natural + beta * robust)
 
 
+def np_consistency(z1, z2, temperature, floor=1e-8):
+    p, q = np_softmax(z1 / temperature), np_softmax(z2 / temperature)
+    log_m = np.log(np.maximum(0.5 * (p + q), floor))
+
+    def kl(r):
+        entropy = np.where(r > 0, r * np.log(np.where(r > 0, r, 1.0)), 0.0)
+        return np.sum(entropy - r * log_m, axis=-1)
+
+    return np.mean(0.5 * (kl(p) + kl(q)))
+
+
 def np_soft_margin(z, y, temperature):
     others = z.copy()
     others[ROWS, y] = -np.inf
@@ -280,6 +291,10 @@ SPECS = {
     "weat_weights": _spec(
         lambda zn, za: kr.losses.weat_weights(kr.energy.marginal_energy(zn)),
         lambda zn, za, zn0: np_weat_weights(-np_logsumexp(zn)),
+    ),
+    "consistency_loss": _spec(
+        lambda zn, za: kr.losses.consistency_loss(zn, za, temperature=0.5),
+        lambda zn, za, zn0: np_consistency(zn, za, 0.5),
     ),
     "soft_margin_t5": _spec(
         lambda zn, za: kr.losses.soft_margin(zn, Y, temperature=5.0),
@@ -535,6 +550,7 @@ def test_weighted_mean_of_extreme_losses():
 # function must be added to them (and here).
 COVERED = {
     "adversarial_cross_entropy_loss": ["adversarial_cross_entropy_loss"],
+    "consistency_loss": ["consistency_loss"],
     "cross_entropy": ["cross_entropy", "cross_entropy_soft_labels"],
     "dyart_loss": ["dyart_loss"],
     "dyart_margin_weights": [],  # test_dyart_margin_weights_of_extreme_...
