@@ -56,7 +56,7 @@ def test_cascade_accuracies_match_a_direct_count(digits, test_split):
     # split here): 3 of 120 points apart on PyTorch (0.725 vs 0.75, 2026-12-01).
     x_adv = to_numpy(kr.attacks.PGD(EPSILON, steps=5, seed=0)(net, x, y))
     alone = np.mean(clean & (to_numpy(net(x_adv)).argmax(1) == y))
-    assert report.attack_accuracy["pgd"] == pytest.approx(alone, abs=3 / 120)
+    assert report.attack_accuracy["pgd"] == pytest.approx(alone, abs=3.5 / 120)
 
 
 def test_batches_from_an_iterable_give_the_same_report(digits, test_split):
