@@ -14,6 +14,7 @@ import pytest
 import keras_robust as kr
 from tests.helpers import FIT_JIT_COMPILE
 from tests.helpers import linear_classifier
+from tests.models.test_train_step import numeric_gradient
 from tests.test_losses import np_ce
 from tests.test_losses import np_kl
 from tests.test_losses import np_softmax
@@ -37,22 +38,6 @@ def objective(method, w, b, x, x_adv, y):
     if method == "AT":
         return np.mean(np_ce(y, adversarial))
     return np.mean(np_ce(y, natural) + BETA * np_kl(natural, adversarial))
-
-
-def numeric_gradient(loss, parameters, h=1e-6):
-    gradients = []
-    for parameter in parameters:
-        gradient = np.zeros_like(parameter)
-        for index in np.ndindex(parameter.shape):
-            original = parameter[index]
-            parameter[index] = original + h
-            up = loss()
-            parameter[index] = original - h
-            down = loss()
-            parameter[index] = original
-            gradient[index] = (up - down) / (2 * h)
-        gradients.append(gradient)
-    return gradients
 
 
 @pytest.fixture(scope="module")
