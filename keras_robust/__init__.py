@@ -6,6 +6,7 @@ model.compile(optimizer="sgd", metrics=["accuracy"])
 model.fit(x, y, epochs=10)
 """
 
+from keras_robust import analysis
 from keras_robust import architectures
 from keras_robust import attacks
 from keras_robust import backend
@@ -24,6 +25,7 @@ from keras_robust import zoo
 __version__ = "0.1.0"
 
 __all__ = [
+    "analysis",
     "architectures",
     "attacks",
     "backend",

@@ -20,6 +20,9 @@ Keras layers. This package supplies, per backend:
 - `weight_gradient(fn, values)`: the gradients of a scalar function with
   respect to a list of weight values (AWP's ascent step, run on values
   mapped into a `StatelessScope`, so no variable's state changes).
+- `weight_jvp(fn, values, tangents)`: `(fn(values), J tangents)`, the
+  forward-mode derivative of `fn` along a direction in weight space (one
+  pass for a whole batch of per-sample outputs: `kr.analysis.margin_speeds`).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
   that value checks only run where data is concrete.
 - `compile_attack(perturb, forward, variables, seed, draw_seed,
@@ -51,53 +54,31 @@ import keras
 BACKEND = keras.backend.backend()
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
+# The names every backend module defines (tests/test_backend_interface.py
+# checks that each module has exactly these, as Keras' own backend modules
+# share one set of names).
+INTERFACE = (
+    "RobustTrainer",
+    "compile_attack",
+    "compile_function",
+    "global_rng_state",
+    "input_gradient",
+    "input_gradient_with_aux",
+    "is_tracing",
+    "resolve_jit_compile",
+    "set_global_rng_state",
+    "weight_gradient",
+    "weight_jvp",
+)
+
 if BACKEND == "tensorflow":
-    from keras_robust.backend.tensorflow import RobustTrainer
-    from keras_robust.backend.tensorflow import compile_attack
-    from keras_robust.backend.tensorflow import compile_function
-    from keras_robust.backend.tensorflow import input_gradient
-    from keras_robust.backend.tensorflow import input_gradient_with_aux
-    from keras_robust.backend.tensorflow import is_tracing
-    from keras_robust.backend.tensorflow import resolve_jit_compile
-    from keras_robust.backend.tensorflow import weight_gradient
+    from keras_robust.backend.tensorflow import *  # noqa: F403
 elif BACKEND == "jax":
-    from keras_robust.backend.jax import RobustTrainer
-    from keras_robust.backend.jax import compile_attack
-    from keras_robust.backend.jax import compile_function
-    from keras_robust.backend.jax import input_gradient
-    from keras_robust.backend.jax import input_gradient_with_aux
-    from keras_robust.backend.jax import is_tracing
-    from keras_robust.backend.jax import resolve_jit_compile
-    from keras_robust.backend.jax import weight_gradient
+    from keras_robust.backend.jax import *  # noqa: F403
 elif BACKEND == "torch":
-    from keras_robust.backend.torch import RobustTrainer
-    from keras_robust.backend.torch import compile_attack
-    from keras_robust.backend.torch import compile_function
-    from keras_robust.backend.torch import global_rng_state
-    from keras_robust.backend.torch import input_gradient
-    from keras_robust.backend.torch import input_gradient_with_aux
-    from keras_robust.backend.torch import is_tracing
-    from keras_robust.backend.torch import resolve_jit_compile
-    from keras_robust.backend.torch import set_global_rng_state
-    from keras_robust.backend.torch import weight_gradient
+    from keras_robust.backend.torch import *  # noqa: F403
 else:
-    from keras_robust.backend.unsupported import RobustTrainer
-    from keras_robust.backend.unsupported import compile_attack
-    from keras_robust.backend.unsupported import compile_function
-    from keras_robust.backend.unsupported import input_gradient
-    from keras_robust.backend.unsupported import input_gradient_with_aux
-    from keras_robust.backend.unsupported import is_tracing
-    from keras_robust.backend.unsupported import resolve_jit_compile
-    from keras_robust.backend.unsupported import weight_gradient
-
-if BACKEND != "torch":
-
-    def global_rng_state():
-        """None: Keras draws from `SeedGenerator`s and NumPy here."""
-        return None
-
-    def set_global_rng_state(state):
-        del state
+    from keras_robust.backend.unsupported import *  # noqa: F403
 
 
 def steps_per_execution(steps):
@@ -116,18 +97,4 @@ def steps_per_execution(steps):
     return 1 if BACKEND == "torch" else steps
 
 
-__all__ = [
-    "BACKEND",
-    "SUPPORTED_BACKENDS",
-    "RobustTrainer",
-    "compile_attack",
-    "compile_function",
-    "global_rng_state",
-    "input_gradient",
-    "input_gradient_with_aux",
-    "is_tracing",
-    "resolve_jit_compile",
-    "set_global_rng_state",
-    "steps_per_execution",
-    "weight_gradient",
-]
+__all__ = ["BACKEND", "SUPPORTED_BACKENDS", *INTERFACE, "steps_per_execution"]

@@ -27,6 +27,11 @@ def weight_gradient(fn, values):
     return list(jax.grad(fn)(list(values)))
 
 
+def weight_jvp(fn, values, tangents):
+    """(fn(values), d fn(values + t tangents) / dt at t = 0): forward mode."""
+    return jax.jvp(lambda v: fn(list(v)), (list(values),), (list(tangents),))
+
+
 def is_tracing(x):
     return isinstance(x, jax.core.Tracer)
 
@@ -219,3 +224,29 @@ class RobustTrainer(keras.Model):
         num_model = len(model_variables)
         non_trainable = values[len(trainable) : num_model]
         return trainable, non_trainable, values[num_model:]
+
+
+def global_rng_state():
+    """None: Keras draws from `SeedGenerator`s and NumPy here, not from a
+    global generator of the backend."""
+    return None
+
+
+def set_global_rng_state(state):
+    """Nothing to restore (see `global_rng_state`)."""
+    del state
+
+
+__all__ = [
+    "RobustTrainer",
+    "compile_attack",
+    "compile_function",
+    "global_rng_state",
+    "input_gradient",
+    "input_gradient_with_aux",
+    "is_tracing",
+    "resolve_jit_compile",
+    "set_global_rng_state",
+    "weight_gradient",
+    "weight_jvp",
+]

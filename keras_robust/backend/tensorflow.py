@@ -48,6 +48,22 @@ def weight_gradient(fn, values):
     )
 
 
+def weight_jvp(fn, values, tangents):
+    """(fn(values), d fn(values + t tangents) / dt at t = 0): forward mode.
+
+    `tf.autodiff.ForwardAccumulator` carries the tangents through the
+    forward pass (no backward pass), also inside `tf.function` and XLA.
+    """
+    values = [tf.convert_to_tensor(v) for v in values]
+    tangents = [tf.cast(t, v.dtype) for t, v in zip(tangents, values)]
+    with tf.autodiff.ForwardAccumulator(values, tangents) as accumulator:
+        output = fn(values)
+    tangent = accumulator.jvp(
+        output, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return output, tangent
+
+
 def is_tracing(x):
     del x
     return not tf.executing_eagerly()
@@ -230,3 +246,29 @@ def _per_replica_share(loss):
     if replicas == 1:
         return loss
     return loss * tf.cast(1.0 / replicas, loss.dtype)
+
+
+def global_rng_state():
+    """None: Keras draws from `SeedGenerator`s and NumPy here, not from a
+    global generator of the backend."""
+    return None
+
+
+def set_global_rng_state(state):
+    """Nothing to restore (see `global_rng_state`)."""
+    del state
+
+
+__all__ = [
+    "RobustTrainer",
+    "compile_attack",
+    "compile_function",
+    "global_rng_state",
+    "input_gradient",
+    "input_gradient_with_aux",
+    "is_tracing",
+    "resolve_jit_compile",
+    "set_global_rng_state",
+    "weight_gradient",
+    "weight_jvp",
+]

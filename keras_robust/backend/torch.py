@@ -64,6 +64,21 @@ def weight_gradient(fn, values):
     ]
 
 
+def weight_jvp(fn, values, tangents):
+    """(fn(values), d fn(values + t tangents) / dt at t = 0): forward mode.
+
+    `torch.func.jvp` runs the forward pass on dual tensors (no backward
+    pass); grad mode is irrelevant to it.
+    """
+    values = tuple(keras.ops.convert_to_tensor(v).detach() for v in values)
+    tangents = tuple(
+        keras.ops.convert_to_tensor(t).to(v.dtype).detach()
+        for t, v in zip(tangents, values)
+    )
+    output, tangent = torch.func.jvp(lambda *v: fn(list(v)), values, tangents)
+    return output.detach(), tangent.detach()
+
+
 def is_tracing(x):
     del x  # Eager: every value is concrete.
     return False
@@ -184,3 +199,18 @@ def _detached(structure):
     return keras.tree.map_structure(
         lambda t: t.detach() if isinstance(t, torch.Tensor) else t, structure
     )
+
+
+__all__ = [
+    "RobustTrainer",
+    "compile_attack",
+    "compile_function",
+    "global_rng_state",
+    "input_gradient",
+    "input_gradient_with_aux",
+    "is_tracing",
+    "resolve_jit_compile",
+    "set_global_rng_state",
+    "weight_gradient",
+    "weight_jvp",
+]

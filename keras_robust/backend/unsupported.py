@@ -28,6 +28,10 @@ def weight_gradient(fn, values):
     raise _unsupported("The weight gradient needed by AWP")
 
 
+def weight_jvp(fn, values, tangents):
+    raise _unsupported("The weight-space derivative needed by kr.analysis")
+
+
 def is_tracing(x):
     return False
 
@@ -47,3 +51,29 @@ def compile_function(fn, jit_compile=True):
 class RobustTrainer(keras.Model):
     def __init__(self, *args, **kwargs):
         raise _unsupported("Adversarial training (kr.models)")
+
+
+def global_rng_state():
+    """None: Keras draws from `SeedGenerator`s and NumPy here, not from a
+    global generator of the backend."""
+    return None
+
+
+def set_global_rng_state(state):
+    """Nothing to restore (see `global_rng_state`)."""
+    del state
+
+
+__all__ = [
+    "RobustTrainer",
+    "compile_attack",
+    "compile_function",
+    "global_rng_state",
+    "input_gradient",
+    "input_gradient_with_aux",
+    "is_tracing",
+    "resolve_jit_compile",
+    "set_global_rng_state",
+    "weight_gradient",
+    "weight_jvp",
+]

@@ -44,6 +44,15 @@ def soft_margin(logits, y_true, temperature=5.0):
     mask = labels_lib.to_one_hot(
         labels_lib.to_indices(y_true, num_classes), num_classes
     )
+    return soft_margin_of_mask(logits, mask, temperature)
+
+
+def soft_margin_of_mask(logits, mask, temperature):
+    """`soft_margin` from a one-hot `mask` of the true classes, unchecked.
+
+    For code that has validated its labels once and differentiates the
+    margin many times (forward-mode transforms cannot read values back).
+    """
     true_logit = ops.sum(mask * logits, axis=-1)
     others = ops.where(mask > 0, _MASKED, logits)
     if temperature is None:

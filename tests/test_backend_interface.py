@@ -1,0 +1,44 @@
+"""Every backend module defines the one interface `kr.backend` re-exports."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import keras_robust as kr
+
+BACKEND_DIR = Path(kr.__file__).parent / "backend"
+
+
+def _top_level_names(path):
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names, _declared_all(tree)
+
+
+def _declared_all(tree):
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    return None
+
+
+@pytest.mark.parametrize("module", ["tensorflow", "jax", "torch", "unsupported"])
+def test_module_defines_exactly_the_interface(module):
+    names, declared = _top_level_names(BACKEND_DIR / f"{module}.py")
+    assert declared is not None, f"backend/{module}.py has no __all__"
+    assert sorted(declared) == sorted(kr.backend.INTERFACE)
+    assert set(kr.backend.INTERFACE) <= names
+
+
+def test_selected_module_supplies_every_name():
+    for name in kr.backend.INTERFACE:
+        function = getattr(kr.backend, name)
+        assert function.__module__ == f"keras_robust.backend.{kr.backend.BACKEND}"
