@@ -1,6 +1,8 @@
-"""Callbacks for robust training: energy phases, robust validation, resumption, weight EMA."""
+"""Callbacks for robust training: energy phases, robust validation, boundary
+dynamics, resumption, weight EMA."""
 
 from keras_robust.callbacks.backup_and_restore import BackupAndRestore
+from keras_robust.callbacks.boundary_dynamics import BoundaryDynamics
 from keras_robust.callbacks.energy_phase_logger import EnergyPhaseLogger
 from keras_robust.callbacks.energy_phase_logger import plot_energy_phases
 from keras_robust.callbacks.phases import PhaseRule
@@ -10,6 +12,7 @@ from keras_robust.callbacks.weight_ema import WeightEMA
 
 __all__ = [
     "BackupAndRestore",
+    "BoundaryDynamics",
     "EnergyPhaseLogger",
     "PhaseRule",
     "RobustValidation",
