@@ -144,6 +144,33 @@ def test_generate_writes_a_png_grid(trained, tmp_path, capsys):
     assert str(path) in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "what, outputs",
+    [
+        ("margins", ("margins.json", "margins.png")),
+        ("gradients", ("gradients.png",)),
+        ("energy", ("energy_along.json", "energy_along.png")),
+    ],
+)
+def test_analyze_writes_its_outputs(trained, tmp_path, capsys, what, outputs):
+    model = str(trained[1] / "model.keras")
+    argv = ["analyze", model, "--dataset", "digits", "--what", what]
+    status = main([*argv, "--n-samples", "24", "--out", str(tmp_path)])
+    stdout = capsys.readouterr().out
+    assert status == 0
+    assert f"keras-robust analyze on {BACKEND}" in stdout
+    for name in outputs:
+        assert (tmp_path / name).stat().st_size > 0, name
+        assert str(tmp_path / name) in stdout
+    if what == "margins":
+        record = json.loads((tmp_path / "margins.json").read_text())
+        assert len(record["margin"]) == 24
+        assert record["summary"]["threshold"] == pytest.approx(0.2)  # the model's
+    if what == "energy":
+        summary = json.loads((tmp_path / "energy_along.json").read_text())
+        assert set(summary["marginal"]) == {"untargeted", "targeted", "random"}
+
+
 @pytest.mark.skipif(OTHER_BACKEND is None, reason="needs tensorflow or jax")
 def test_backend_flag_reruns_the_command_on_the_other_backend(trained, tmp_path):
     path = tmp_path / "other.png"
@@ -227,6 +254,8 @@ BAD_ARGUMENTS = {
     "unknown attack": ["evaluate", "--attack", "fgsm", "m.keras", "--dataset", "digits"],
     "no command": [],
     "unknown command": ["fit"],
+    "analyze without what": ["analyze", "m.keras", "--dataset", "digits"],
+    "unknown analysis": ["analyze", "--what", "speed", "m.keras", "--dataset", "digits"],
 }
 # fmt: on
 
@@ -288,7 +317,9 @@ def test_a_real_process_exits_2_without_a_traceback():
     assert line.startswith("keras-robust: error: argument --method: invalid choice")
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["generate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["evaluate"], ["generate"], ["analyze"]]
+)
 def test_help_explains_every_option(command, capsys):
     assert main([*command, "--help"]) == 0
     text = capsys.readouterr().out

@@ -1,5 +1,6 @@
 """`main`: parse, switch the backend if asked, run the command, report errors."""
 
+from keras_robust.cli import analyze
 from keras_robust.cli import backend_switch
 from keras_robust.cli import errors
 from keras_robust.cli import evaluate
@@ -8,7 +9,12 @@ from keras_robust.cli import train
 from keras_robust.cli.parser import BACKENDS
 from keras_robust.cli.parser import build_parser
 
-COMMANDS = {"train": train.run, "evaluate": evaluate.run, "generate": generate.run}
+COMMANDS = {
+    "train": train.run,
+    "evaluate": evaluate.run,
+    "generate": generate.run,
+    "analyze": analyze.run,
+}
 
 
 def main(argv=None):

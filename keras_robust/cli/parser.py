@@ -518,8 +518,66 @@ def _add_generate(subparsers, common):
     )
 
 
+def _add_analyze(subparsers, common):
+    analyze = subparsers.add_parser(
+        "analyze",
+        parents=[common],
+        help="boundary margins, input gradients or energy paths of a saved model",
+        description=_wrap(
+            "Analyse a saved classifier on the test split with kr.analysis: "
+            "margins (each point's distance to the decision boundary and the "
+            "speed one training step moves it, DyART's boundary dynamics), "
+            "gradients (input gradients of the loss as images) or energy (the "
+            "marginal and joint energies along attack and random directions)."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              keras-robust analyze runs/demo/model.keras --dataset digits --what margins
+              keras-robust analyze runs/demo/model.keras --dataset digits --what gradients --out runs/demo/analysis
+            """
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    analyze.add_argument(
+        "model",
+        type=model_file,
+        nargs="?",
+        default=None,
+        help="a .keras file (e.g. from train), or none with --zoo",
+    )
+    zoo_source.add_options(analyze)
+    analyze.add_argument(
+        "--what",
+        required=True,
+        choices=("margins", "gradients", "energy"),
+        help="the analysis to run (required)",
+    )
+    analyze.add_argument(
+        "--epsilon",
+        type=positive_number,
+        default=None,
+        help="L-inf radius: the vulnerability threshold of margins, the length "
+        "of the energy paths (default: the model's training epsilon, else per "
+        f"dataset, {_per_dataset('epsilon', _epsilon_text)})",
+    )
+    analyze.add_argument(
+        "--n-samples",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="analyse the first N test images (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--out",
+        default="analysis",
+        metavar="DIR",
+        help="folder of the JSON and PNG outputs (default: %(default)s)",
+    )
+
+
 def build_parser():
-    """The `keras-robust` parser with its `train`, `evaluate` and `generate`."""
+    """The `keras-robust` parser: `train`, `evaluate`, `generate`, `analyze`."""
     parser = Parser(
         prog=errors.PROG,
         description="Train, evaluate and sample from adversarially robust "
@@ -533,4 +591,5 @@ def build_parser():
     _add_train(subparsers, common)
     _add_evaluate(subparsers, common)
     _add_generate(subparsers, common)
+    _add_analyze(subparsers, common)
     return parser
