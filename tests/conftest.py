@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs once per KERAS_BACKEND (see `make test`)."""
 
 import collections
+import gc
 import os
 import sys
 import tempfile
@@ -64,9 +65,18 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+# The interpreter's heap after importing TensorFlow, JAX and PyTorch is
+# permanent: the collector need not walk it again on every pass.
+gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_session():
-    keras.backend.clear_session()
+    # Without free_memory=False every test would start with a full garbage
+    # collection, whose cost grows with the heap: measured at a median 0.7 s
+    # per test late in the TensorFlow run, a third of the suite's time.
+    # Python's own generational collection still frees the cycles.
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
     yield
 
