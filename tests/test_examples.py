@@ -1,4 +1,11 @@
-"""The examples' smoke paths run end to end (in a subprocess, as users run them)."""
+"""The examples' smoke paths run end to end (in a subprocess, as users run them).
+
+On TensorFlow only: an example is a script over library calls that the rest
+of the suite tests on every backend (its `--backend` flag only sets
+KERAS_BACKEND), and a smoke run is mostly compilation, 1.5-4 minutes per
+example on JAX on 2 cores. `KERAS_ROBUST_SLOW_TESTS=1` runs them on any
+backend.
+"""
 
 import os
 import subprocess
@@ -7,7 +14,14 @@ import sys
 import keras
 import pytest
 
+from tests.conftest import BACKEND
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow" and os.environ.get("KERAS_ROBUST_SLOW_TESTS") != "1",
+    reason="example smoke runs: TensorFlow only, unless KERAS_ROBUST_SLOW_TESTS=1",
+)
 
 
 @pytest.mark.slow
