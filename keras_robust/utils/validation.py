@@ -34,8 +34,12 @@ def positive_integer(value, name):
 
 
 def non_negative_integer(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise TypeError(f"`{name}` must be an integer >= 0 or None, got {value!r}.")
+    # TypeError for what is not an integer, ValueError for a negative one
+    # (Python's own convention, as `positive_integer` follows).
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= 0, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
     return int(value)
 
 

@@ -217,7 +217,7 @@ def test_serialization_round_trip():
         ({"epsilon": 0.1, "restarts": 0}, ValueError, "restarts"),
         ({"epsilon": 0.1, "clip_min": 1.0, "clip_max": 0.0}, ValueError, "clip_min"),
         ({"epsilon": 0.1, "seed": 1.5}, TypeError, "seed"),
-        ({"epsilon": 0.1, "seed": -1}, TypeError, "seed"),
+        ({"epsilon": 0.1, "seed": -1}, ValueError, "seed"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):
