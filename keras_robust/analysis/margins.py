@@ -38,8 +38,6 @@ from keras_robust.utils import data as data_lib
 from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
 
-_TINY = 1e-12
-
 
 class MarginSpeeds:
     """Margins and margin speeds of a set of points (numpy arrays).
@@ -274,13 +272,8 @@ class MarginSpeedFunction:
                 return ops.cast(self._margin(x_hat, y), "float32")
 
         _, margin_rate = backend.weight_jvp(margin_at_boundary, trainable, direction)
-        flat = ops.reshape(input_gradient, (ops.shape(x)[0], -1))
-        dual = (
-            ops.sum(ops.abs(flat), axis=1)
-            if self.norm == "linf"
-            else ops.sqrt(ops.sum(ops.square(flat), axis=1))
-        )
-        speed = margin_rate / ops.maximum(dual, _TINY)
+        dual = norms.dual_norm(input_gradient, self.norm)
+        speed = margin_rate / ops.maximum(dual, norms.TINY)
         radius = norms.distance(x_hat - x, self.norm)
         valid = ops.logical_and(found, phi > 0)
         return phi > 0, valid, radius, speed, x_hat

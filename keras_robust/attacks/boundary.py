@@ -25,19 +25,8 @@ from keras_robust.attacks.base import Attack
 from keras_robust.layers.attack_phase import attack_phase
 from keras_robust.utils import validation
 
-_TINY = 1e-12
 _NORM_FLOOR = 1e-8  # FAB's floor on step norms in the mixing weight.
 _STALL = 1e-3  # step back when 0 <= g(x_{k+1}) < _STALL * g(x) (see _search)
-
-
-def _flat(x):
-    return ops.reshape(x, (-1, int(np.prod(x.shape[1:]))))
-
-
-def _per_sample_norm(flat, norm):
-    if norm == "linf":
-        return ops.max(ops.abs(flat), axis=1)
-    return ops.sqrt(ops.sum(ops.square(flat), axis=1))
 
 
 def margin_and_gradient(margin_fn, x):
@@ -134,7 +123,7 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
     index = ops.minimum(count, size - 1)
     numerator = target - ops.take_along_axis(limit_before, index, axis=1)
     denominator = ops.take_along_axis(slope_from, index, axis=1)
-    rho = numerator / ops.maximum(denominator, _TINY)
+    rho = numerator / ops.maximum(denominator, norms.TINY)
     rho = ops.where(count >= size, sorted_breakpoint[:, -1:], ops.maximum(rho, 0.0))
     return direction * ops.minimum(rho * speed, room)
 
@@ -328,10 +317,10 @@ def _search(
     refine_steps,
 ):
     shape = (-1,) + tuple(x.shape[1:])
-    x_flat = _flat(x)
+    x_flat = norms.flatten(x)
     if start is None:
         start = random_start(x, init_radius, norm, clip_min, clip_max, seed)
-    current = _flat(ops.cast(start, "float32"))
+    current = norms.flatten(ops.cast(start, "float32"))
 
     def margin(flat):
         return ops.reshape(
@@ -347,8 +336,8 @@ def _search(
             current, gradient, value, norm, clip_min, clip_max
         )
         step_x = hyperplane_step(x_flat, gradient, value_at_x, norm, clip_min, clip_max)
-        size_current = ops.maximum(_per_sample_norm(step_current, norm), _NORM_FLOOR)
-        size_x = ops.maximum(_per_sample_norm(step_x, norm), _NORM_FLOOR)
+        size_current = ops.maximum(norms.distance(step_current, norm), _NORM_FLOOR)
+        size_x = ops.maximum(norms.distance(step_x, norm), _NORM_FLOOR)
         weight = ops.clip(size_current / (size_current + size_x), 0.0, alpha_max)
         weight = weight[:, None]
         candidate = (1.0 - weight) * (current + overshoot * step_current) + weight * (
@@ -357,7 +346,7 @@ def _search(
         candidate = ops.clip(candidate, clip_min, clip_max)
         value_candidate = margin(candidate)
         crossed = value_candidate < 0
-        distance = _per_sample_norm(candidate - x_flat, norm)
+        distance = norms.distance(candidate - x_flat, norm)
         better = ops.logical_and(crossed, distance < best_distance)
         best = ops.where(better[:, None], candidate, best)
         best_distance = ops.where(better, distance, best_distance)

@@ -7,9 +7,11 @@ input range [clip_min, clip_max].
 """
 
 import keras
+import numpy as np
 from keras import ops
 
-_TINY = 1e-12
+# Guard of divisions by norms and gradients (float32 resolution is ~1e-7).
+TINY = 1e-12
 
 
 def _sample_axes(x):
@@ -28,6 +30,22 @@ def distance(delta, norm):
     return l2_norm(delta, keepdims=False)
 
 
+def flatten(x):
+    """(batch, features): each sample as one vector (static feature count)."""
+    return ops.reshape(x, (-1, int(np.prod(x.shape[1:]))))
+
+
+def dual_norm(gradient, norm):
+    """Per-sample dual norm ||g||_* of the threat model's norm, (batch,).
+
+    L1 for "linf" and L2 for "l2": the largest first-order change of a
+    function with gradient g over a unit step of the norm.
+    """
+    if norm == "linf":
+        return ops.sum(ops.abs(gradient), axis=_sample_axes(gradient))
+    return l2_norm(gradient, keepdims=False)
+
+
 def per_sample(values, x):
     """(batch,) values reshaped to broadcast against x (masks, step sizes)."""
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
@@ -37,7 +55,7 @@ def ascent_direction(gradient, norm):
     """Unit steepest-ascent direction of the norm: sign(g) or g / ||g||_2."""
     if norm == "linf":
         return ops.sign(gradient)
-    return gradient / (l2_norm(gradient) + _TINY)
+    return gradient / (l2_norm(gradient) + TINY)
 
 
 def project(x_adv, x, epsilon, norm, clip_min, clip_max):
@@ -46,7 +64,7 @@ def project(x_adv, x, epsilon, norm, clip_min, clip_max):
         x_adv = ops.minimum(ops.maximum(x_adv, x - epsilon), x + epsilon)
     else:
         delta = x_adv - x
-        scale = ops.minimum(1.0, epsilon / (l2_norm(delta) + _TINY))
+        scale = ops.minimum(1.0, epsilon / (l2_norm(delta) + TINY))
         x_adv = x + delta * scale
     return ops.clip(x_adv, clip_min, clip_max)
 
@@ -80,7 +98,7 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
         else:
             t = keras.random.normal(shape, seed=draw_seed(0))
             size = ops.sqrt(ops.sum(ops.square(t), axis=sample_axes, keepdims=True))
-        return ops.clip(x + epsilon * t / (size + _TINY), clip_min, clip_max)
+        return ops.clip(x + epsilon * t / (size + TINY), clip_min, clip_max)
     if norm == "linf":
         noise = keras.random.uniform(shape, -epsilon, epsilon, seed=draw_seed(0))
     else:
@@ -88,7 +106,7 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
         sample_axes = tuple(range(2, len(shape)))
         direction = direction / (
             ops.sqrt(ops.sum(ops.square(direction), axis=sample_axes, keepdims=True))
-            + _TINY
+            + TINY
         )
         dimension = 1
         for size in x.shape[1:]:

@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_robust import backend
 from keras_robust import losses
+from keras_robust.attacks import norms
 from keras_robust.attacks import objectives
 from keras_robust.attacks.base import Attack
 from keras_robust.utils import labels as labels_lib
@@ -26,7 +27,6 @@ SQUARE_LOSSES = ("margin", "ce")
 # Iterations (of a 10,000-query run) after which p is halved.
 P_HALVING_POINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
-_TINY = 1e-12
 _UNCHANGED = 1e-7  # a window whose values move less than this is not a new proposal
 _CHUNK = 256  # iterations per random draw (see `_draw`)
 
@@ -359,7 +359,7 @@ class Square(Attack):
                 running, ops.logical_or(broken, ops.less(loss, best_loss))
             )
             return (
-                ops.where(_per_sample(better, x), x_best, result),
+                ops.where(norms.per_sample(better, x), x_best, result),
                 ops.where(better, loss, best_loss),
                 ops.logical_or(fooled, broken),
                 queries + used,
@@ -382,7 +382,7 @@ class Square(Attack):
         else:
             x_init = self._l2_init(x, init_draws)
             propose = self._l2_proposal(x)
-        x_init = ops.where(_per_sample(attackable, x), x_init, x)
+        x_init = ops.where(norms.per_sample(attackable, x), x_init, x)
         margin, loss = self._scores(forward(x_init), labels)
         queries = ops.cast(attackable, "int32")
         iterations = self.queries - 1
@@ -408,7 +408,7 @@ class Square(Attack):
             running = ops.logical_and(running, ops.greater(margin, 0.0))
             return (
                 i + 1,
-                ops.where(_per_sample(accept, x), x_new, x_best),
+                ops.where(norms.per_sample(accept, x), x_new, x_best),
                 margin,
                 ops.where(accept, new_loss, loss),
                 running,
@@ -511,7 +511,7 @@ class Square(Attack):
             ops.convert_to_tensor(pattern)[None],
         )
         delta = ops.expand_dims(shape, -1) * signs
-        delta = delta * (self.epsilon / (_l2_norm(delta) + _TINY))
+        delta = delta * (self.epsilon / (norms.l2_norm(delta) + norms.TINY))
         return ops.clip(x + delta, self.clip_min, self.clip_max)
 
     def _l2_proposal(self, x):
@@ -536,7 +536,7 @@ class Square(Attack):
             eta = ops.expand_dims(eta, -1) * w1
             rho = _sign(u[:, 5:])[:, None, None, :]
             nu = x_best - x
-            unused = ops.maximum(epsilon**2 - ops.square(_l2_norm(nu)), 0.0)
+            unused = ops.maximum(epsilon**2 - ops.square(norms.l2_norm(nu)), 0.0)
             nu_w1 = nu * w1
             norm_w1 = ops.sqrt(ops.sum(ops.square(nu_w1), axis=(1, 2), keepdims=True))
             temp = rho * eta + nu_w1 / (norm_w1 + 1e-10)
@@ -545,10 +545,12 @@ class Square(Attack):
                 ops.sum(ops.square(nu * union), axis=(1, 2), keepdims=True)
                 + unused / channels
             )
-            nu_new = w1 * temp / (norm_temp + _TINY) * available + (1.0 - union) * nu
+            nu_new = (
+                w1 * temp / (norm_temp + norms.TINY) * available + (1.0 - union) * nu
+            )
             # ||nu_new|| = eps in exact arithmetic; the rescale (as the
             # reference) only removes rounding.
-            nu_new = nu_new * (epsilon / (_l2_norm(nu_new) + _TINY))
+            nu_new = nu_new * (epsilon / (norms.l2_norm(nu_new) + norms.TINY))
             return ops.clip(x + nu_new, self.clip_min, self.clip_max)
 
         return propose
@@ -562,15 +564,6 @@ class Square(Attack):
             restarts=self.restarts,
         )
         return config
-
-
-def _per_sample(values, x):
-    """Reshapes (batch,) values to broadcast against x."""
-    return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
-
-
-def _l2_norm(x):
-    return ops.sqrt(ops.sum(ops.square(x), axis=(1, 2, 3), keepdims=True))
 
 
 def _positions(u_row, u_col, size, height, width):

@@ -3,10 +3,10 @@
 import numbers
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_robust import losses
+from keras_robust.attacks import norms
 from keras_robust.attacks.boundary import BoundarySearch
 from keras_robust.attacks.boundary import margin_and_gradient
 from keras_robust.layers.attack_phase import attack_phase
@@ -17,10 +17,6 @@ from keras_robust.utils import validation
 MARGIN_FLOOR = -0.3  # keep x^ only if MARGIN_FLOOR < phi(x^) < 0
 NEAR_MAX = 0.8  # near-max coordinates: |d_j| > NEAR_MAX * ||d||_inf
 ALIGNED_FRACTION = 0.9  # more than this fraction of them has d_j dphi/dx_j < 0
-
-
-def _flat(x):
-    return ops.reshape(x, (-1, int(np.prod(x.shape[1:]))))
 
 
 class _EpochCounter(keras.callbacks.Callback):
@@ -226,8 +222,8 @@ class DyART(RobustModel):
             correct = margin(x) > 0
             boundary, found = self.attack.search(margin, x, start=start)
             value, gradient = margin_and_gradient(margin, boundary)
-        delta = _flat(boundary - x)
-        gradient = _flat(gradient)
+        delta = norms.flatten(boundary - x)
+        gradient = norms.flatten(gradient)
         radius = ops.max(ops.abs(delta), axis=1)
         near_max = ops.logical_and(
             ops.abs(delta) > NEAR_MAX * radius[:, None], radius[:, None] > 0
@@ -257,7 +253,7 @@ class DyART(RobustModel):
 
     def _no_boundary_points(self, x):
         x = ops.cast(x, "float32")
-        zeros = ops.zeros_like(_flat(x)[:, 0])
+        zeros = ops.zeros_like(norms.flatten(x)[:, 0])
         return {
             "x_boundary": x,
             "margin_weights": zeros,
