@@ -154,7 +154,7 @@ def energy_along(
 
     Example:
     >>> path = kr.analysis.energy_along(model, x_test[:500], y_test[:500], epsilon=8/255)
-    >>> path.summary()["untargeted"]["roughness"]
+    >>> print(path)  # the roughness of each direction
     """
     classifier = data_lib.classifier_of(model)
     epsilon = validation.positive_number(epsilon, "epsilon")
