@@ -24,6 +24,7 @@ from keras_robust.energy.energies import joint_energy
 from keras_robust.energy.energies import marginal_energy
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import validation
+from keras_robust.utils.labels import random_wrong_labels
 from keras_robust.utils.plotting import require_matplotlib
 
 DIRECTIONS = ("untargeted", "targeted", "random")
@@ -187,8 +188,7 @@ def energy_along(
             else:
                 labels = y_batch
                 if name == "targeted":
-                    offsets = rng.integers(1, num_classes, size=len(y_batch))
-                    labels = (y_batch + offsets) % num_classes
+                    labels = random_wrong_labels(y_batch, num_classes, rng)
                 x_adv = attacks[name](classifier, x_batch, labels)
                 delta = np.asarray(x_adv, dtype="float32") - x_batch
             collected[name].append(

@@ -12,6 +12,7 @@ from keras_robust.utils import validation
 from keras_robust.utils.data import classifier_of
 from keras_robust.utils.data import integer_labels
 from keras_robust.utils.data import iterate_batches
+from keras_robust.utils.labels import random_wrong_labels
 from keras_robust.utils.plotting import require_matplotlib
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -137,8 +138,7 @@ def attack_energy_report(model, x, y=None, attacks=None, batch_size=256, seed=0)
             attack_labels = labels
             if attack.targeted:
                 num_classes = classifier(x_batch[:1], training=False).shape[-1]
-                offsets = rng.integers(1, num_classes, size=len(labels))
-                attack_labels = (labels + offsets) % num_classes
+                attack_labels = random_wrong_labels(labels, num_classes, rng)
             x_adv = attack(classifier, x_batch, attack_labels)
             collected[name].append(_energies(classifier, x_adv, labels))
     if not collected["natural"]:

@@ -23,3 +23,12 @@ def to_indices(labels, num_classes):
     if _is_dense(labels, num_classes):
         return ops.cast(ops.argmax(labels, axis=-1), "int32")
     return ops.cast(ops.reshape(labels, (-1,)), "int32")
+
+
+def random_wrong_labels(labels, num_classes, rng):
+    """A class other than each integer label, uniform among the wrong ones.
+
+    The targets of targeted attacks in the energy analyses (numpy `rng`).
+    """
+    offsets = rng.integers(1, num_classes, size=len(labels))
+    return (labels + offsets) % num_classes
