@@ -36,6 +36,9 @@ def test_standard_is_the_four_attack_protocol():
         kr.evaluation.AutoAttack(8 / 255, version="plus")
 
 
+# `slow`: Square's 5,000 queries on the robust half cost 2.5 minutes per norm
+# op by op on PyTorch's eager backend (2-core AMD EPYC).
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_reaches_the_exact_robust_accuracy_of_a_linear_model(norm):
     """Robust iff |w.x + b| / ||w||_dual > epsilon (dual of L-inf: L1; of L2: L2)."""

@@ -43,7 +43,10 @@ COMPILE_MODES = {
 @pytest.mark.parametrize("method, jit_compile", COMPILE_MODES)
 def test_fit_and_evaluate_log_all_keys(small, method, jit_compile):
     x, y, xt, yt = small
-    model = make_model(method)
+    # A 2-step evaluation attack: the logs are the same keys as with PGD-20,
+    # and `torch.compile` unrolls every step of the attack loop it traces.
+    eval_attack = kr.attacks.PGD(EPSILON, step_size=EPSILON / 4, steps=2, seed=0)
+    model = make_model(method, eval_attack=eval_attack)
     model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=jit_compile)
     history = model.fit(
         x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0
