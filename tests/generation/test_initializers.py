@@ -31,6 +31,32 @@ def test_pca_reproduces_class_means_and_retained_variance(digits):
         )
 
 
+def test_pca_of_classes_smaller_than_an_image_matches_the_eigendecomposition(digits):
+    # 12 images of 64 pixels per class: fitted by the thin SVD of the
+    # centred class data, not by a 64 x 64 eigendecomposition.
+    (x, y), _ = digits
+    keep = np.concatenate([np.flatnonzero(y == label)[:12] for label in range(10)])
+    x, y = x[keep], y[keep]
+    init = kr.generation.PCAInitializer(retained_variance=0.9).fit(x, y)
+    for label in range(10):
+        members = x[y == label].reshape(12, -1).astype("float64")
+        eigenvalues, eigenvectors = np.linalg.eigh(np.cov(members, rowvar=False))
+        eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+        explained = np.cumsum(eigenvalues) / eigenvalues.sum()
+        kept = init.num_components[label]
+        assert kept == int(np.argmin(explained < 0.9))
+        np.testing.assert_allclose(init.means[label], members.mean(0), atol=1e-6)
+        np.testing.assert_allclose(
+            init.singular_values[label, :kept],
+            np.sqrt(11 * eigenvalues[:kept]),
+            rtol=1e-4,
+        )
+        # The same directions up to sign: the same projector on their span.
+        ours = init.components[label, :kept].astype("float64")
+        theirs = eigenvectors[:, :kept].T
+        np.testing.assert_allclose(ours.T @ ours, theirs.T @ theirs, atol=1e-4)
+
+
 def test_pca_draws_have_the_retained_class_variance(digits):
     (x, y), _ = digits
     members = _class_data(digits, 3)
