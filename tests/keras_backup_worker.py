@@ -25,9 +25,10 @@ from tests.resume_worker import KILL_BATCH
 from tests.resume_worker import KILL_EPOCH
 from tests.resume_worker import SEED
 from tests.resume_worker import StopAt
-from tests.resume_worker import all_state
 from tests.resume_worker import data
+from tests.resume_worker import restart
 from tests.resume_worker import save
+from tests.resume_worker import start_state
 
 
 def build():
@@ -70,11 +71,9 @@ def fit(model, backup_dir, *extra_callbacks):
 
 def interrupt(out):
     model = build()
-    model.optimizer.build(model.trainable_variables)
-    initial = [keras.ops.convert_to_numpy(v) for v in all_state(model)]
+    initial = start_state(model)
     save(model, fit(model, out / "reference_backup"), [], out / "reference")
-    for variable, value in zip(all_state(model), initial):
-        variable.assign(value)
+    restart(model, initial)
     fit(model, out / "backup", StopAt(KILL_EPOCH, KILL_BATCH, True, out / "stopped"))
     raise AssertionError("training was not killed")
 

@@ -14,9 +14,10 @@ OUT/<method>/backup is what a killed job leaves behind.
 
 `resume`: for each method, a fresh model (as a restarted job builds it)
 fits again with the same backup directory; its final state is saved to
-OUT/<method>/resumed.*. Then, for reproducibility, each method is built and
-trained again from `keras.utils.set_random_seed(SEED)` in this other process
-(OUT/<method>/rerun.*), and AT from another seed (OUT/AT/other_seed.*).
+OUT/<method>/resumed.*. Then, for reproducibility, each method is built
+again from `keras.utils.set_random_seed(SEED)` in this other process and
+trained from that initial state (OUT/<method>/rerun.*), and AT from another
+seed (OUT/AT/other_seed.*).
 """
 
 import json
@@ -136,10 +137,6 @@ def fit(model, backup_dir, *extra_callbacks, seed=SEED):
     return history, counter.epochs
 
 
-def all_state(model):
-    return model.variables + model.optimizer.variables + model.metrics_variables
-
-
 def save(model, history, epochs_run, prefix):
     """Weights, optimizer variables, seed states and history of `model`."""
     weights = model.weights
@@ -161,20 +158,32 @@ def save(model, history, epochs_run, prefix):
     Path(f"{prefix}.json").write_text(json.dumps(record))
 
 
+def start_state(model):
+    """What a run starts from: the model's variables (weights, BatchNorm
+    statistics, seed states) and the optimizer's; `fit` resets the metrics."""
+    model.optimizer.build(model.trainable_variables)
+    variables = model.variables + model.optimizer.variables
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def restart(model, state):
+    """Puts `model` back to `state` (`start_state`), keeping its compiled
+    step: a fresh model would compile (trace) the same step once more."""
+    variables = model.variables + model.optimizer.variables
+    for variable, value in zip(variables, state, strict=True):
+        variable.assign(value)
+
+
 def interrupt(out, killed):
     # The killed method must come last: nothing runs after the SIGKILL.
     for method in [m for m in METHODS if m != killed] + [killed]:
         folder = out / method
         folder.mkdir(parents=True, exist_ok=True)
         model = build(method)
-        model.optimizer.build(model.trainable_variables)
-        initial = [keras.ops.convert_to_numpy(v) for v in all_state(model)]
+        initial = start_state(model)
         history, epochs_run = fit(model, folder / "reference_backup")
         save(model, history, epochs_run, folder / "reference")
-        # The same start again, reusing the compiled step (a fresh model
-        # would compile it once more).
-        for variable, value in zip(all_state(model), initial):
-            variable.assign(value)
+        restart(model, initial)  # the same start again
         stop = StopAt(KILL_EPOCH, KILL_BATCH, method == killed, folder / "stopped")
         try:
             fit(model, folder / "backup", stop)
@@ -192,12 +201,17 @@ def resume(out):
         model = build(method)
         history, epochs_run = fit(model, folder / "backup")
         save(model, history, epochs_run, folder / "resumed")
-        model = build(method)
+        # A fresh seeded build gives the initial values; `model` trains from
+        # them with the step it compiled (and the same variable paths: every
+        # build starts from clear_session()). This later `fit` of a resumed
+        # model must also train every epoch again.
+        restart(model, start_state(build(method)))
         history, epochs_run = fit(model, folder / "rerun_backup")
         save(model, history, epochs_run, folder / "rerun")
-    model = build("AT", seed=SEED + 1)
-    history, epochs_run = fit(model, out / "AT" / "other_backup", seed=SEED + 1)
-    save(model, history, epochs_run, out / "AT" / "other_seed")
+        if method == "AT":
+            restart(model, start_state(build(method, seed=SEED + 1)))
+            history, epochs_run = fit(model, folder / "other_backup", seed=SEED + 1)
+            save(model, history, epochs_run, folder / "other_seed")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,32 @@ def test_keras_callback_alone_loses_seed_state_and_history(tmp_path):
     _assert_same(_fit(kr.callbacks.BackupAndRestore(tmp_path / "kr")), expected)
 
 
+def test_a_later_fit_of_a_resumed_model_trains_every_epoch(tmp_path):
+    # Keras' callback resumes through `model._initial_epoch` and leaves it
+    # set: without clearing it, this later `fit` would train epoch 2 only.
+    x = np.linspace(0, 1, 64, dtype="float32").reshape(16, 4)
+    y = x.sum(axis=1, keepdims=True)
+    model = _dropout_model()
+    run = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
+    backup = tmp_path / "kr"
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(
+            x, y, callbacks=[kr.callbacks.BackupAndRestore(backup), _Stop(1, 2)], **run
+        )
+    epochs = []
+    counter = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epochs.append(epoch)
+    )
+    model.fit(x, y, callbacks=[kr.callbacks.BackupAndRestore(backup), counter], **run)
+    assert epochs == [1, 2]  # resumed
+    epochs.clear()
+    model.fit(x, y, callbacks=[counter], **run)
+    assert epochs == [0, 1, 2]
+    epochs.clear()
+    model.fit(x, y, callbacks=[counter], initial_epoch=2, **run)
+    assert epochs == [2]
+
+
 def test_restart_after_the_last_checkpoint_trains_nothing_and_keeps_history(
     tmp_path,
 ):

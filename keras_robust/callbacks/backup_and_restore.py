@@ -57,7 +57,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     with `double_checkpoint=True` an unreadable latest checkpoint falls back
     to the previous one, seeds and history included. Other callbacks keep
     their own state (e.g. `EarlyStopping`'s patience, `RobustValidation`'s
-    best weights) and are not part of the backup.
+    best weights) and are not part of the backup. Unlike Keras' callback, it
+    leaves no restored epoch behind: a later `fit` of the same model trains
+    from its own `initial_epoch`.
 
     Args:
         backup_dir: local directory holding the checkpoint; use it for this
@@ -185,9 +187,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        _forget_restored_epoch(self.model)
         self._prepend_history()
 
     def on_train_end(self, logs=None):
+        _forget_restored_epoch(self.model)
         self._prepend_history()  # A restart after the last epoch trains none.
         super().on_train_end(logs)
 
@@ -234,6 +238,21 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         for variable, value in zip(seeds, saved):
             variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _forget_restored_epoch(model):
+    """Lets the epoch a restore set reach this `fit` only, not the next one.
+
+    Keras' `BackupAndRestore.on_train_begin` resumes by setting
+    `model._initial_epoch`, which the trainers read right after
+    `on_train_begin` (`self._initial_epoch or initial_epoch`, in
+    keras/src/backend/*/trainer.py, Keras 3.11 to 3.15) and never reset: any
+    later `fit` of the same model, with or without a backup, would start at
+    that epoch and silently train fewer epochs. Read by then, it is cleared
+    at the first epoch (or at the end of a `fit` that had none left).
+    """
+    if getattr(model, "_initial_epoch", None) is not None:
+        model._initial_epoch = None
 
 
 def _seed_variables(model):
