@@ -32,13 +32,15 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The CLI end to end on digits (offline): WEAT training with the energy-phase
-# plot, AutoAttack, Langevin samples: 2-3 minutes on 2 CPU cores (docs/cli.md).
+# plot, AutoAttack, Langevin samples: 2-5 minutes on 2 CPU cores (docs/cli.md).
 demo: $(STAMP)
+	@mkdir -p runs && date +%s > runs/.demo-start
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/keras-robust train --method weat --dataset digits --out runs/demo
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/keras-robust evaluate runs/demo/model.keras --dataset digits --attack autoattack --out runs/demo/autoattack.json
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/keras-robust generate runs/demo/model.keras --dataset digits --per-class 8 --out runs/demo/samples.png
 	@echo "energy-phase plot: runs/demo/energy_phases.png"
 	@echo "sample grid:       runs/demo/samples.png"
+	@echo "make demo: the three commands took $$(( $$(date +%s) - $$(cat runs/.demo-start) )) s"
 
 test: $(STAMP)
 	@set -e; for backend in $(BACKENDS); do \
