@@ -34,6 +34,24 @@ def _model():
     return model
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_jax_cache():
+    # On JAX, this module's evaluate, run with its step loaded from the
+    # persistent compilation cache (tests/conftest.py) that the other test
+    # here wrote, failed 2 times in 3 with "Buffer has been deleted or
+    # donated" for argument 0 (2026-12-02; a compile of its own never did).
+    # Not explained yet: this module compiles its steps itself meanwhile.
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    previous = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    yield
+    jax.config.update("jax_enable_compilation_cache", previous)
+
+
 @pytest.fixture(scope="module")
 def data(digits):
     (x, y), _ = digits
