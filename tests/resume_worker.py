@@ -158,19 +158,23 @@ def save(model, history, epochs_run, prefix):
     Path(f"{prefix}.json").write_text(json.dumps(record))
 
 
-def start_state(model):
+def _run_variables(model):
     """What a run starts from: the model's variables (weights, BatchNorm
     statistics, seed states) and the optimizer's; `fit` resets the metrics."""
-    model.optimizer.build(model.trainable_variables)
-    variables = model.variables + model.optimizer.variables
-    return [keras.ops.convert_to_numpy(v) for v in variables]
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return model.variables + model.optimizer.variables
+
+
+def start_state(model):
+    """The values of `model`'s run variables, as numpy arrays."""
+    return [keras.ops.convert_to_numpy(v) for v in _run_variables(model)]
 
 
 def restart(model, state):
     """Puts `model` back to `state` (`start_state`), keeping its compiled
     step: a fresh model would compile (trace) the same step once more."""
-    variables = model.variables + model.optimizer.variables
-    for variable, value in zip(variables, state, strict=True):
+    for variable, value in zip(_run_variables(model), state, strict=True):
         variable.assign(value)
 
 

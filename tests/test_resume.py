@@ -153,11 +153,15 @@ class _Stop(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+def _regression_data():
+    x = np.linspace(0, 1, 64, dtype="float32").reshape(16, 4)
+    return x, x.sum(axis=1, keepdims=True)
+
+
 def _fit(backup, stop=None):
     """(final seed state, history, final weights) of 3 epochs of 4 batches,
     or None when `stop=(epoch, batch)` interrupted it."""
-    x = np.linspace(0, 1, 64, dtype="float32").reshape(16, 4)
-    y = x.sum(axis=1, keepdims=True)
+    x, y = _regression_data()
     model = _dropout_model()
     callbacks = [backup] + ([_Stop(*stop)] if stop else [])
     try:
@@ -203,9 +207,8 @@ def test_keras_callback_alone_loses_seed_state_and_history(tmp_path):
 
 def test_a_later_fit_of_a_resumed_model_trains_every_epoch(tmp_path):
     # Keras' callback resumes through `model._initial_epoch` and leaves it
-    # set: without clearing it, this later `fit` would train epoch 2 only.
-    x = np.linspace(0, 1, 64, dtype="float32").reshape(16, 4)
-    y = x.sum(axis=1, keepdims=True)
+    # set: without clearing it, the later fits below would start at epoch 1.
+    x, y = _regression_data()
     model = _dropout_model()
     run = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
     backup = tmp_path / "kr"
@@ -213,18 +216,15 @@ def test_a_later_fit_of_a_resumed_model_trains_every_epoch(tmp_path):
         model.fit(
             x, y, callbacks=[kr.callbacks.BackupAndRestore(backup), _Stop(1, 2)], **run
         )
-    epochs = []
-    counter = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: epochs.append(epoch)
-    )
+    counter = worker.EpochsRun()
     model.fit(x, y, callbacks=[kr.callbacks.BackupAndRestore(backup), counter], **run)
-    assert epochs == [1, 2]  # resumed
-    epochs.clear()
+    assert counter.epochs == [1, 2]  # resumed
+    counter = worker.EpochsRun()
     model.fit(x, y, callbacks=[counter], **run)
-    assert epochs == [0, 1, 2]
-    epochs.clear()
+    assert counter.epochs == [0, 1, 2]
+    counter = worker.EpochsRun()
     model.fit(x, y, callbacks=[counter], initial_epoch=2, **run)
-    assert epochs == [2]
+    assert counter.epochs == [2]
 
 
 def test_restart_after_the_last_checkpoint_trains_nothing_and_keeps_history(
