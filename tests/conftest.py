@@ -72,12 +72,11 @@ gc.freeze()
 
 # Without free_memory=False every test starts with a full garbage
 # collection, whose cost grows with the heap: measured at a median 0.7 s per
-# test late in the TensorFlow run, a third of the suite's time. Python's own
-# generational collection still frees the cycles. On JAX it stays on: once
-# in a full run without it, a test's first `evaluate` met a deleted
-# ("donated") buffer (tests/models/test_validation_verbosity.py); not yet
-# explained, and the frozen heap above already makes each collection cheaper.
-_FREE_MEMORY = BACKEND == "jax"
+# test late in the TensorFlow run (a third of the suite's time), and 639 s of
+# the JAX run's 814 s of setup. Python's own generational collection still
+# frees the cycles. (JAX kept it for a while for a "donated buffer" failure
+# that turned out to be RobustModel.evaluate's own bug, fixed 2026-12-02.)
+_FREE_MEMORY = False
 
 
 @pytest.fixture(autouse=True)

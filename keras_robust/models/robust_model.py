@@ -33,13 +33,16 @@ def _with_callbacks(args, kwargs, index, extra):
     """
     if not extra:
         return args, kwargs
-    args, kwargs = list(args), dict(kwargs)
-    positional = len(args) > index
-    callbacks = args[index] if positional else kwargs.get("callbacks")
+    callbacks = args[index] if len(args) > index else kwargs.get("callbacks")
     if isinstance(callbacks, keras.callbacks.CallbackList):
         callbacks = callbacks.callbacks
-    callbacks = [*(callbacks or []), *extra]
-    if positional:
+    return _replace_callbacks(args, kwargs, index, [*(callbacks or []), *extra])
+
+
+def _replace_callbacks(args, kwargs, index, callbacks):
+    """(args, kwargs) with `callbacks` in place of the caller's."""
+    args, kwargs = list(args), dict(kwargs)
+    if len(args) > index:
         args[index] = callbacks
     else:
         kwargs["callbacks"] = callbacks
@@ -480,20 +483,27 @@ class RobustModel(backend.RobustTrainer):
         """`evaluate` with a ready `CallbackList`, which `fit` passes.
 
         `fit` already checked the validation data and put its guard in the
-        list; a list without one gets a guard for this call only.
+        list, which is then used as it is. A caller's own list without a
+        guard is evaluated through a new list of the same callbacks plus a
+        guard for this call only: a `CallbackList` decides at construction
+        whether it may dispatch batch hooks to a thread pool (it does when
+        none of its callbacks has one), so a guard appended to it later
+        would run late, in another thread, and stop the wrong batch.
         """
         present = any(
             isinstance(c, nonfinite.NonFiniteBatchGuard) for c in callbacks.callbacks
         )
         guard = [] if present else self._nonfinite_guard()
-        for callback in guard:
-            callback.set_model(self)
-            callbacks.callbacks.append(callback)
-        try:
-            results = super().evaluate(x, y, *args, **kwargs)
-        finally:
-            for callback in guard:
-                callbacks.callbacks.remove(callback)
+        if guard:
+            callbacks = keras.callbacks.CallbackList(
+                [*callbacks.callbacks, *guard],
+                add_history=False,
+                add_progbar=False,
+                model=self,
+                **(callbacks.params or {}),
+            )
+            args, kwargs = _replace_callbacks(args, kwargs, 4, callbacks)
+        results = super().evaluate(x, y, *args, **kwargs)
         for callback in guard:
             callback.raise_if_stopped()
         return results
