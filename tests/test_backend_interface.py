@@ -42,3 +42,19 @@ def test_selected_module_supplies_every_name():
     for name in kr.backend.INTERFACE:
         function = getattr(kr.backend, name)
         assert function.__module__ == f"keras_robust.backend.{kr.backend.BACKEND}"
+
+
+def test_fast_compiling_random_is_jax_only_and_respects_the_environment(monkeypatch):
+    # tests/conftest.py sets JAX_THREEFRY_PARTITIONABLE: the user's choice wins.
+    monkeypatch.setenv("JAX_THREEFRY_PARTITIONABLE", "1")
+    assert kr.backend.use_fast_compiling_random() is False
+    monkeypatch.delenv("JAX_THREEFRY_PARTITIONABLE")
+    if kr.backend.BACKEND != "jax":
+        assert kr.backend.use_fast_compiling_random() is False
+        return
+    import jax
+
+    updates = []
+    monkeypatch.setattr(jax.config, "update", lambda *args: updates.append(args))
+    assert kr.backend.use_fast_compiling_random() is True
+    assert updates == [("jax_threefry_partitionable", False)]

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import keras_robust as kr
+from keras_robust.cli import app as cli_app
 from keras_robust.cli import backend_switch
 from keras_robust.cli import main
 from keras_robust.cli import parser as cli_parser
@@ -267,6 +268,20 @@ def test_bad_arguments_give_one_line_and_status_2(argv, capsys):
     [line] = captured.err.strip().splitlines()
     assert line.startswith("keras-robust: error: ")
     assert "Traceback" not in captured.err
+
+
+def test_commands_switch_jax_to_fast_compiling_random(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        kr.backend, "use_fast_compiling_random", lambda: calls.append(1)
+    )
+    monkeypatch.setitem(cli_app.COMMANDS, "evaluate", lambda args: 0)
+    model = tmp_path / "m.keras"
+    model.touch()
+    assert main(["evaluate", str(model), "--dataset", "digits"]) == 0
+    assert calls == [1]
+    assert main(["fit"]) == 2  # a bad command line stops before
+    assert calls == [1]
 
 
 def test_a_model_for_another_dataset_is_a_usage_error(trained, capsys):

@@ -67,6 +67,7 @@ INTERFACE = (
     "is_tracing",
     "resolve_jit_compile",
     "set_global_rng_state",
+    "use_fast_compiling_random",
     "weight_gradient",
     "weight_jvp",
 )

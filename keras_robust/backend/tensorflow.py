@@ -76,6 +76,11 @@ def resolve_jit_compile(jit_compile):
     return bool(jit_compile)
 
 
+def use_fast_compiling_random():
+    """Nothing to do: TensorFlow's random kernels compile no program per shape."""
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
 
@@ -269,6 +274,7 @@ __all__ = [
     "is_tracing",
     "resolve_jit_compile",
     "set_global_rng_state",
+    "use_fast_compiling_random",
     "weight_gradient",
     "weight_jvp",
 ]

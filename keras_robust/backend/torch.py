@@ -91,6 +91,11 @@ def resolve_jit_compile(jit_compile):
     return bool(jit_compile)
 
 
+def use_fast_compiling_random():
+    """Nothing to do: PyTorch draws random numbers eagerly."""
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     """`fn` itself: op-by-op PyTorch is what the torch backend runs.
 
@@ -211,6 +216,7 @@ __all__ = [
     "is_tracing",
     "resolve_jit_compile",
     "set_global_rng_state",
+    "use_fast_compiling_random",
     "weight_gradient",
     "weight_jvp",
 ]

@@ -44,6 +44,10 @@ def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=Fal
     return None
 
 
+def use_fast_compiling_random():
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     raise _unsupported("Compiling attacks")
 
@@ -74,6 +78,7 @@ __all__ = [
     "is_tracing",
     "resolve_jit_compile",
     "set_global_rng_state",
+    "use_fast_compiling_random",
     "weight_gradient",
     "weight_jvp",
 ]

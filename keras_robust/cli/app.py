@@ -1,5 +1,6 @@
 """`main`: parse, switch the backend if asked, run the command, report errors."""
 
+from keras_robust import backend
 from keras_robust.cli import analyze
 from keras_robust.cli import backend_switch
 from keras_robust.cli import errors
@@ -46,6 +47,9 @@ def main(argv=None):
             f"{' and '.join(BACKENDS)}: pass --backend or set KERAS_BACKEND",
             errors.USAGE_STATUS,
         )
+    # An application may set process-wide options a library must not: on
+    # JAX, the random draws of every new shape compile 3-5x faster.
+    backend.use_fast_compiling_random()
     try:
         return COMMANDS[args.command](args)
     except errors.UsageError as error:
