@@ -24,7 +24,9 @@ Keras layers. This package supplies, per backend:
   forward-mode derivative of `fn` along a direction in weight space (one
   pass for a whole batch of per-sample outputs: `kr.analysis.margin_speeds`).
 - `is_tracing(x)`: whether `x` is symbolic (inside a compiled function), so
-  that value checks only run where data is concrete.
+  that value checks only run where data is concrete. On PyTorch also inside
+  an eager robust step (its batch was checked before the run, as compiled
+  steps are) and under `torch.compile`.
 - `compile_attack(perturb, forward, variables, seed, draw_seed,
   jit_compile=False)`: an eager attack call (or Langevin chain) compiled once
   and reused (weights passed as arguments on JAX), so attacking batch after

@@ -79,9 +79,23 @@ def weight_jvp(fn, values, tangents):
     return output.detach(), tangent.detach()
 
 
+# Set while a `RobustTrainer` step runs eagerly. The step's batch was checked
+# before `fit`/`evaluate` started (as on TensorFlow and JAX, whose compiled
+# steps skip the value checks), so the attacks and losses inside it must
+# not check it again: each check read the batch back to the host and ran
+# one more forward pass (about 10% of a tiny model's eager AT step).
+_INSIDE_STEP = [False]
+
+
 def is_tracing(x):
-    del x  # Eager: every value is concrete.
-    return False
+    """True under `torch.compile`'s tracing and inside an eager robust step.
+
+    Under `torch.compile`, value checks would also break the traced graph
+    (Dynamo cannot trace numpy conversions), splitting one step into dozens
+    of compiled pieces.
+    """
+    del x
+    return _INSIDE_STEP[0] or torch.compiler.is_compiling()
 
 
 def resolve_jit_compile(jit_compile):
@@ -166,7 +180,13 @@ class RobustTrainer(GuardedSteps, keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if not bool(self.batch_is_finite(x, y, sample_weight)):
             return self.count_skipped_batches(True)
-        return step(x, y, sample_weight)
+        if torch.compiler.is_compiling():
+            return step(x, y, sample_weight)
+        outer, _INSIDE_STEP[0] = _INSIDE_STEP[0], True
+        try:
+            return step(x, y, sample_weight)
+        finally:
+            _INSIDE_STEP[0] = outer
 
     def _train_on_batch(self, x, y, sample_weight):
         x_adv = _detached(self.generate_adversarial(x, y, training=True))

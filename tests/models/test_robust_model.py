@@ -1,5 +1,7 @@
 """RobustModel through `fit`/`evaluate`: inputs, compile modes, logs, BatchNorm, errors."""
 
+import collections
+
 import keras
 import numpy as np
 import pytest
@@ -40,8 +42,29 @@ COMPILE_MODES = {
 }[BACKEND]
 
 
+@pytest.fixture
+def torch_compile_without_codegen(monkeypatch):
+    """`torch.compile` traced by Dynamo and AOTAutograd, run without Inductor.
+
+    Dynamo and AOTAutograd are where our step meets `torch.compile` (graph
+    breaks, guards, the traced backward); Inductor then generates C++ for
+    each of the step's graphs, which took 170-220 s of this one test on two
+    CPU cores and tests nothing of ours. Keras calls `torch.compile(fn)`.
+    """
+    import torch
+
+    compile_ = torch.compile
+    monkeypatch.setattr(
+        torch,
+        "compile",
+        lambda fn=None, **kwargs: compile_(fn, **{"backend": "aot_eager", **kwargs}),
+    )
+
+
 @pytest.mark.parametrize("method, jit_compile", COMPILE_MODES)
-def test_fit_and_evaluate_log_all_keys(small, method, jit_compile):
+def test_fit_and_evaluate_log_all_keys(small, method, jit_compile, request):
+    if BACKEND == "torch" and jit_compile is True:
+        request.getfixturevalue("torch_compile_without_codegen")
     x, y, xt, yt = small
     # A 2-step evaluation attack: the logs are the same keys as with PGD-20,
     # and `torch.compile` unrolls every step of the attack loop it traces.
@@ -58,6 +81,33 @@ def test_fit_and_evaluate_log_all_keys(small, method, jit_compile):
     values = np.array([v[0] for v in history.history.values()])
     assert np.all(np.isfinite(values))
     assert 0.0 <= history.history["adv_accuracy"][0] <= 1.0
+
+
+def test_steps_do_not_check_their_batch_again(small, monkeypatch):
+    """Batches are checked before the run; the steps' attacks and losses
+    then never read a batch back to the host (PyTorch's eager steps too,
+    where each check cost a host read and one more forward pass)."""
+    from keras_robust.utils import validation
+
+    x, y, _, _ = small
+    calls = collections.Counter()
+    for name in ("check_images", "check_logits", "check_labels"):
+        check = getattr(validation, name)
+
+        def counted(*args, _name=name, _check=check, **kwargs):
+            calls[_name] += 1
+            return _check(*args, **kwargs)
+
+        monkeypatch.setattr(validation, name, counted)
+    model = make_model("TRADES")
+    model.compile(optimizer="adam")
+    checks_per_fit = []
+    for batches in (2, 8):
+        calls.clear()
+        model.fit(x[: 16 * batches], y[: 16 * batches], batch_size=16, verbose=0)
+        checks_per_fit.append(dict(calls))
+    assert checks_per_fit[0] == checks_per_fit[1]
+    assert checks_per_fit[0]["check_logits"] == 1
 
 
 def test_evaluate_logs_match_direct_computation(small):
