@@ -81,6 +81,45 @@ class PGD(Attack):
         )
         self.restarts = validation.positive_integer(restarts, "restarts")
 
+    # The evaluation attack's number of steps (Madry et al.'s PGD-20).
+    EVALUATION_STEPS = 20
+
+    @classmethod
+    def for_evaluation(
+        cls, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None
+    ):
+        """The PGD-20 every evaluation of the library runs by default.
+
+        `RobustModel.evaluate` (the `eval_attack` default), the held-out
+        attack of the callbacks and `keras-robust evaluate --attack pgd20`:
+        cross-entropy, 20 steps of epsilon / 4, one uniform random start.
+
+        Args:
+            epsilon: radius of the ball, > 0.
+            norm: "linf" or "l2".
+            clip_min, clip_max: valid input range.
+            seed: seed of the attack's own generator.
+
+        Returns:
+            A `PGD`.
+
+        Example:
+        >>> attack = kr.attacks.PGD.for_evaluation(8/255, seed=0)
+        >>> attack.steps, attack.step_size == 2/255
+        (20, True)
+        """
+        return cls(
+            epsilon,
+            step_size=epsilon / 4,
+            steps=cls.EVALUATION_STEPS,
+            norm=norm,
+            loss="ce",
+            random_start="uniform",
+            clip_min=clip_min,
+            clip_max=clip_max,
+            seed=seed,
+        )
+
     def perturb(self, forward, x, y, draw_seed):
         natural_logits = None
         if self.loss in objectives.NEEDS_NATURAL_LOGITS:

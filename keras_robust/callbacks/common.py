@@ -38,14 +38,8 @@ def default_attack(model, epsilon, owner):
         if training_attack is not None
         else (0.0, 1.0)
     )
-    return PGD(
-        epsilon,
-        step_size=epsilon / 4,
-        steps=20,
-        norm=norm,
-        clip_min=clip[0],
-        clip_max=clip[1],
-        seed=0,
+    return PGD.for_evaluation(
+        epsilon, norm=norm, clip_min=clip[0], clip_max=clip[1], seed=0
     )
 
 

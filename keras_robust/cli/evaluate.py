@@ -11,8 +11,6 @@ from keras_robust.cli.errors import as_usage_errors
 from keras_robust.cli.output import print_outputs
 from keras_robust.cli.output import print_settings
 
-# PGD-20 as `RobustModel.evaluate` runs it: cross-entropy, step epsilon / 4.
-PGD_STEPS = 20
 APGD_STEPS = 100
 
 
@@ -28,14 +26,7 @@ def evaluation_attacks(name, epsilon, seed):
         "standard", "fast", or a `{name: attack}` cascade.
     """
     if name == "pgd20":
-        return {
-            "pgd-20": attacks.PGD(
-                epsilon,
-                step_size=epsilon * defaults.STEP_SIZE_FRACTION,
-                steps=PGD_STEPS,
-                seed=seed,
-            )
-        }
+        return {"pgd-20": attacks.PGD.for_evaluation(epsilon, seed=seed)}
     if name == "apgd":
         return {"apgd-ce": attacks.APGD(epsilon, steps=APGD_STEPS, seed=seed)}
     if name == "autoattack":

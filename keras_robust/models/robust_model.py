@@ -176,13 +176,9 @@ class RobustModel(backend.RobustTrainer):
         self.eval_attack = (
             eval_attack
             if eval_attack is not None
-            else PGD(
+            else PGD.for_evaluation(
                 self.epsilon,
-                step_size=self.epsilon / 4,
-                steps=20,
                 norm=self.norm,
-                loss="ce",
-                random_start="uniform",
                 clip_min=self.attack.clip_min,
                 clip_max=self.attack.clip_max,
             )

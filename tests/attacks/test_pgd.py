@@ -184,6 +184,35 @@ def test_attack_accepts_one_hot_labels_and_callables(cnn, batch):
     np.testing.assert_allclose(from_int, from_callable, atol=1e-6)
 
 
+def test_every_default_evaluation_runs_the_same_pgd20():
+    from keras_robust.callbacks.common import default_attack
+    from keras_robust.cli.evaluate import evaluation_attacks
+
+    model = kr.models.TRADES(tiny_cnn(), epsilon=0.1, norm="l2")
+    expected = dict(
+        epsilon=0.1,
+        step_size=0.025,
+        steps=20,
+        norm="l2",
+        loss="ce",
+        targeted=False,
+        random_start="uniform",
+        restarts=1,
+        clip_min=0.0,
+        clip_max=1.0,
+    )
+    [cli_attack] = evaluation_attacks("pgd20", 0.1, 0).values()
+    for attack, norm in (
+        (model.eval_attack, "l2"),
+        (default_attack(model, None, "a callback"), "l2"),
+        (cli_attack, "linf"),  # the CLI's threat model is L-inf
+    ):
+        config = attack.get_config()
+        config.pop("seed")
+        assert type(attack) is kr.attacks.PGD
+        assert config == {**expected, "norm": norm}
+
+
 def test_serialization_round_trip():
     attack = kr.attacks.PGD(
         0.1, step_size=0.01, steps=7, norm="l2", loss="cw", targeted=True, restarts=2
