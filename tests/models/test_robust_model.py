@@ -21,8 +21,9 @@ def small(digits):
     return x[:128], y[:128], xt[:64], yt[:64]
 
 
-def make_model(method="TRADES", batch_norm=False, **kwargs):
-    net = tiny_cnn(batch_norm=batch_norm)
+def make_model(method="TRADES", batch_norm=False, net=None, **kwargs):
+    if net is None:
+        net = tiny_cnn(batch_norm=batch_norm)
     kwargs.setdefault("steps", 3)
     model = getattr(kr.models, method)(
         net, epsilon=EPSILON, step_size=EPSILON / 4, seed=0, **kwargs
@@ -50,6 +51,10 @@ def torch_compile_without_codegen(monkeypatch):
     breaks, guards, the traced backward); Inductor then generates C++ for
     each of the step's graphs, which took 170-220 s of this one test on two
     CPU cores and tests nothing of ours. Keras calls `torch.compile(fn)`.
+
+    Dynamo then still traced the Python of every Keras layer call in each of
+    the step's graphs (166 s for one batch of the tiny CNN; a linear network
+    75 s), so the test that uses this fixture trains a linear network.
     """
     import torch
 
@@ -63,13 +68,18 @@ def torch_compile_without_codegen(monkeypatch):
 
 @pytest.mark.parametrize("method, jit_compile", COMPILE_MODES)
 def test_fit_and_evaluate_log_all_keys(small, method, jit_compile, request):
+    net = None
     if BACKEND == "torch" and jit_compile is True:
         request.getfixturevalue("torch_compile_without_codegen")
+        inputs = keras.Input((8, 8, 1))
+        net = keras.Model(
+            inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))
+        )
     x, y, xt, yt = small
     # A 2-step evaluation attack: the logs are the same keys as with PGD-20,
     # and `torch.compile` unrolls every step of the attack loop it traces.
     eval_attack = kr.attacks.PGD(EPSILON, step_size=EPSILON / 4, steps=2, seed=0)
-    model = make_model(method, eval_attack=eval_attack)
+    model = make_model(method, net=net, eval_attack=eval_attack)
     model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=jit_compile)
     history = model.fit(
         x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0
