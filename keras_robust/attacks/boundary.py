@@ -201,12 +201,14 @@ def boundary_search(
     3. mixes them with the per-sample weight
        a = clip(||d1|| / (||d1|| + ||d2||), 0, alpha_max) and overshoots:
        x_{k+1} = clip((1 - a) (x_k + eta d1) + a (x + eta d2));
-    4. where g(x_{k+1}) < 0, records x_{k+1} if it is the closest crossing so
-       far and steps back towards x: x_{k+1} <- x + beta (x_{k+1} - x).
-       It also steps back (without recording) where 0 <= g(x_{k+1}) <
-       1e-3 g(x): an iterate that lands on the boundary to within rounding
-       is a fixed point of the update above (d1 = 0 and a = 0), where FAB
-       would stall for the remaining iterations.
+    4. where x_{k+1} has crossed (g(x_{k+1}) < 0, or the success test
+       that `margin_fn` returns with g),
+       records it if it is the closest crossing so far and steps back
+       towards x: x_{k+1} <- x + beta (x_{k+1} - x). It also steps back
+       (without recording) where 0 <= g(x_{k+1}) < 1e-3 g(x): an iterate
+       that lands on the boundary to within rounding is a fixed point of the
+       update above (d1 = 0 and a = 0), where FAB would stall for the
+       remaining iterations.
 
     Each iteration costs one forward and backward pass (value and gradient
     together, `margin_and_gradient`) and one forward pass (the check), plus
@@ -228,7 +230,14 @@ def boundary_search(
 
     Args:
         margin_fn: maps a batch shaped like `x` to a (batch,) margin g,
-            positive on the correct side. Samples must be independent (run
+            positive on the correct side, or to a pair (g, crossed) whose
+            (batch,) bool success test replaces g < 0 in step 4 and in the
+            bisection (it must hold wherever g < 0). FAB returns "the
+            prediction is not the true class" from the same forward pass,
+            so that a search linearising the margin against one target also
+            records iterates that land in a third class, as the reference
+            code does (`fab_base.py`, `attack_single_run`:
+            `is_adv = pred != la2`). Samples must be independent (run
             classifiers in inference mode).
         x: float inputs in [clip_min, clip_max], (batch, ...).
         steps: iterations, >= 1.
@@ -322,10 +331,27 @@ def _search(
         start = random_start(x, init_radius, norm, clip_min, clip_max, seed)
     current = norms.flatten(ops.cast(start, "float32"))
 
+    def evaluate(flat):
+        """(g, crossed) at `flat`, from one call of `margin_fn`."""
+        value = margin_fn(ops.reshape(flat, shape))
+        crossed = None
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                raise ValueError(
+                    "`margin_fn` must return a (batch,) margin or a pair "
+                    f"(margin, crossed), got a sequence of {len(value)}."
+                )
+            value, crossed = value
+        value = ops.reshape(ops.cast(value, "float32"), (-1,))
+        if crossed is None:
+            return value, value < 0
+        return value, ops.reshape(ops.cast(crossed, "bool"), (-1,))
+
     def margin(flat):
-        return ops.reshape(
-            ops.cast(margin_fn(ops.reshape(flat, shape)), "float32"), (-1,)
-        )
+        return evaluate(flat)[0]
+
+    def has_crossed(flat):
+        return evaluate(flat)[1]
 
     def iteration(_, carry):
         current, best, best_distance, found = carry
@@ -344,14 +370,13 @@ def _search(
             x_flat + overshoot * step_x
         )
         candidate = ops.clip(candidate, clip_min, clip_max)
-        value_candidate = margin(candidate)
-        crossed = value_candidate < 0
+        value_candidate, crossed = evaluate(candidate)
         distance = norms.distance(candidate - x_flat, norm)
         better = ops.logical_and(crossed, distance < best_distance)
         best = ops.where(better[:, None], candidate, best)
         best_distance = ops.where(better, distance, best_distance)
         found = ops.logical_or(found, better)
-        step_back = value_candidate < stall_tolerance
+        step_back = ops.logical_or(crossed, value_candidate < stall_tolerance)
         current = ops.where(
             step_back[:, None], x_flat + backtrack * (candidate - x_flat), candidate
         )
@@ -365,18 +390,18 @@ def _search(
     initial = (current, x_flat, no_distance, no_distance < 0)
     _, best, _, found = ops.fori_loop(0, steps, iteration, initial)
     if refine_steps:
-        best = _refine(margin, x_flat, best, refine_steps)
+        best = _refine(has_crossed, x_flat, best, refine_steps)
     return ops.stop_gradient(ops.reshape(best, shape)), ops.stop_gradient(found)
 
 
-def _refine(margin, x_flat, best, refine_steps):
-    """Bisection for the first crossing on the segment x -> best (g(best) < 0)."""
+def _refine(has_crossed, x_flat, best, refine_steps):
+    """Bisection for the first crossing on the segment x -> best (crossed)."""
     segment = best - x_flat
 
     def bisect(_, bounds):
         low, high = bounds
         middle = (low + high) / 2
-        crossed = margin(x_flat + middle[:, None] * segment) < 0
+        crossed = has_crossed(x_flat + middle[:, None] * segment)
         return ops.where(crossed, low, middle), ops.where(crossed, middle, high)
 
     zeros = ops.zeros_like(x_flat[:, 0])

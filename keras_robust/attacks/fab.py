@@ -25,11 +25,16 @@ class FAB(Attack):
     where none does.
 
     Targeted (`targets=T`, FAB-T as in AutoAttack): one search per target
-    class t, among the T most likely wrong classes of the clean input, on the
-    margin g_t(x) = f_y(x) - f_t(x). Untargeted (`targets=None`): one search
-    on the hard margin f_y - max_{j != y} f_j. The reference untargeted FAB
-    instead linearises every class and picks the closest hyperplane at each
-    step; the targeted variant, the one AutoAttack uses, is the same search.
+    class t, among the T most likely wrong classes of the clean input, that
+    linearises the margin g_t(x) = f_y(x) - f_t(x). Untargeted
+    (`targets=None`): one search on the hard margin f_y - max_{j != y} f_j.
+    In both, an iterate has crossed when the prediction is not the true
+    class (argmax f != y), as in the reference code (`fab_base.py`,
+    `attack_single_run`): a search against target t also records, and steps
+    back from, an iterate that lands in a third class. The reference
+    untargeted FAB instead linearises every class and picks the closest
+    hyperplane at each step; the targeted variant, the one AutoAttack uses,
+    follows the reference's search.
 
     The first restart starts at x itself, as the reference does; further
     restarts start uniformly within epsilon / 2 of x.
@@ -108,14 +113,16 @@ class FAB(Attack):
         )
 
         def margin_against(target):
-            def margin(z):
+            def margin_and_misclassified(z):
                 logits = ops.cast(forward(z), "float32")
+                misclassified = ops.not_equal(ops.argmax(logits, axis=-1), labels)
                 if target is None:
-                    return objectives.margin(labels, logits)
+                    return objectives.margin(labels, logits), misclassified
                 target_mask = labels_lib.to_one_hot(target, num_classes)
-                return ops.sum((true_mask - target_mask) * logits, axis=-1)
+                margin = ops.sum((true_mask - target_mask) * logits, axis=-1)
+                return margin, misclassified
 
-            return margin
+            return margin_and_misclassified
 
         def run(index, state):
             best, best_distance = state

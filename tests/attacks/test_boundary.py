@@ -94,6 +94,31 @@ def test_linf_closed_form_inside_the_box(temperature):
     np.testing.assert_allclose(x_hat, expected, atol=1e-5)
 
 
+def test_a_success_test_replaces_the_sign_of_the_margin():
+    # margin_fn returns (g, crossed) with crossed = "g has fallen below half
+    # its value at x". On a linear
+    # margin the closest such point is half-way to the exact boundary point;
+    # the search records points past that level and the bisection uses the
+    # same test, so it lands on that level.
+    model, x, y, w, b = binary_problem(0)
+    g = np.sum(w * x, axis=1) + b
+    closest = x - (g / np.abs(w).sum(1))[:, None] * np.sign(w)
+    margin = linear_margin(model, y, None)
+    half = keras.ops.convert_to_tensor(0.5 * g, "float32")
+
+    def margin_and_crossed(z):
+        value = margin(z)
+        return value, value < half
+
+    x_hat, found = kr.attacks.boundary_search(
+        margin_and_crossed, x, steps=20, init_radius=0.0, refine_steps=20
+    )
+    x_hat = to_numpy(x_hat)
+    assert to_numpy(found).all()
+    np.testing.assert_allclose(to_numpy(margin(x_hat)), 0.5 * g, atol=1e-5)
+    np.testing.assert_allclose(x_hat, (x + closest) / 2, atol=1e-3)
+
+
 def test_linf_from_a_random_start():
     model, x, y, w, b = binary_problem(0, size=64)
     g = np.sum(w * x, axis=1) + b
@@ -350,6 +375,9 @@ def test_bad_inputs_raise():
     model, x, y, _, _ = binary_problem(0, size=2)
     with pytest.raises(TypeError, match="margin_fn"):
         kr.attacks.boundary_search("margin", x)
+    margin = linear_margin(model, y)
+    with pytest.raises(ValueError, match="margin_fn"):
+        kr.attacks.boundary_search(lambda z: (margin(z),) * 3, x)
     with pytest.raises(ValueError, match="clip_min"):
         kr.attacks.boundary_search(linear_margin(model, y), x * 3.0)
     with pytest.raises(ValueError, match="temperature"):

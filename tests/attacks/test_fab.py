@@ -46,6 +46,49 @@ def test_targeted_runs_every_target_and_stays_in_the_ball(digits):
         kr.attacks.FAB(0.3, steps=2, targets=10)(net, x[:32], y)
 
 
+class ThirdClassLogits(keras.layers.Layer):
+    """Three logits of u = z_0 - 0.5 (z in the unit square, z_1 unused).
+
+    f_0 = 1, f_1 = 0.9 + h(u) with h(u) = u - 0.9 relu(u - 0.05), and
+    f_2 = 0.8 + 20 u. At u = 0 the order is 0, 1, 2, so FAB-T with one
+    target attacks class 1. g_1 = f_0 - f_1 has slope -1 at u = 0, so the
+    first step aims at u = 0.105 (0.1 with the 5% overshoot); there h is
+    only 0.0555 (g_1 > 0, and on the box g_1 > 0 everywhere), but f_2 = 2.9
+    wins: the iterate is in class 2.
+    """
+
+    def call(self, z):
+        u = z[:, :1] - 0.5
+        h = u - 0.9 * keras.ops.relu(u - 0.05)
+        return keras.ops.concatenate(
+            [keras.ops.ones_like(u), 0.9 + h, 0.8 + 20.0 * u], axis=-1
+        )
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_targeted_search_records_an_iterate_in_a_third_class(norm):
+    # The reference counts an iterate as adversarial when its prediction is
+    # not the true class (fab_base.py: is_adv = pred != la2), not only when
+    # it crosses the margin against the current target, which it never does
+    # here.
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, ThirdClassLogits()(inputs))
+    x = np.full((4, 2), 0.5, "float32")
+    y = np.zeros(4, "int64")
+    assert (to_numpy(model(x)).argmax(1) == y).all()
+    fab = kr.attacks.FAB(0.2, steps=10, norm=norm, targets=1, seed=0)
+    x_adv = to_numpy(fab(model, x, y))
+    np.testing.assert_array_equal(to_numpy(model(x_adv)).argmax(1), 2)
+    size = (
+        np.abs(x_adv - x).max(1)
+        if norm == "linf"
+        else np.linalg.norm(x_adv - x, axis=1)
+    )
+    # The closest class-2 point is u = 0.01; every recorded iterate lies
+    # between it and the first one (u = 0.105).
+    assert np.all((size > 0.01) & (size <= 0.105 + 1e-6))
+
+
 def test_same_result_eager_and_compiled(digits):
     (x, _), _ = digits
     net = tiny_cnn()
