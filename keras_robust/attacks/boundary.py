@@ -202,9 +202,9 @@ def boundary_search(
        a = clip(||d1|| / (||d1|| + ||d2||), 0, alpha_max) and overshoots:
        x_{k+1} = clip((1 - a) (x_k + eta d1) + a (x + eta d2));
     4. where x_{k+1} has crossed (g(x_{k+1}) < 0, or the success test
-       that `margin_fn` returns with g),
-       records it if it is the closest crossing so far and steps back
-       towards x: x_{k+1} <- x + beta (x_{k+1} - x). It also steps back
+       that `margin_fn` returns with g), records it if it is the closest
+       crossing so far and steps back towards x:
+       x_{k+1} <- x + beta (x_{k+1} - x). It also steps back
        (without recording) where 0 <= g(x_{k+1}) < 1e-3 g(x): an iterate
        that lands on the boundary to within rounding is a fixed point of the
        update above (d1 = 0 and a = 0), where FAB would stall for the

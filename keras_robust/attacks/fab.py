@@ -22,7 +22,7 @@ class FAB(Attack):
     and overshoots by 1.05. When the iterate crosses, the search records it
     and steps back to x + 0.9 (x_k - x). A sample counts as broken when a
     crossing lies within `epsilon`; the closest crossing is returned, and x
-    where none does.
+    where none does or where x is already misclassified.
 
     Targeted (`targets=T`, FAB-T as in AutoAttack): one search per target
     class t, among the T most likely wrong classes of the clean input, that
@@ -151,6 +151,10 @@ class FAB(Attack):
         far = ops.full(ops.shape(labels), float("inf"), "float32")
         best, distance = ops.fori_loop(0, self.runs, run, (x, far))
         within = ops.less_equal(distance, self.epsilon * (1 + 1e-6))
+        # As the reference, which attacks only the points the model gets right:
+        # a misclassified x needs no perturbation.
+        correct = ops.equal(ops.argmax(clean_logits, axis=-1), labels)
+        within = ops.logical_and(within, correct)
         return ops.stop_gradient(ops.where(norms.per_sample(within, x), best, x))
 
     def get_config(self):

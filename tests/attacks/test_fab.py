@@ -89,6 +89,15 @@ def test_targeted_search_records_an_iterate_in_a_third_class(norm):
     assert np.all((size > 0.01) & (size <= 0.105 + 1e-6))
 
 
+@pytest.mark.parametrize("targets", [None, 2])
+def test_misclassified_points_are_returned_unchanged(digits, targets):
+    (x, _), _ = digits
+    net = tiny_cnn()
+    wrong = (to_numpy(net(x[:16])).argmax(1) + 1) % 10  # every label wrong
+    fab = kr.attacks.FAB(0.3, steps=5, targets=targets, seed=0)
+    np.testing.assert_array_equal(to_numpy(fab(net, x[:16], wrong)), x[:16])
+
+
 def test_same_result_eager_and_compiled(digits):
     (x, _), _ = digits
     net = tiny_cnn()
