@@ -39,6 +39,12 @@ class FAB(Attack):
     The first restart starts at x itself, as the reference does; further
     restarts start uniformly within epsilon / 2 of x.
 
+    Deliberate differences from the reference (`fab_base.py`): its random
+    starts lie on the sphere of radius epsilon / 2, ours inside that ball;
+    and `kr.attacks.boundary_search` also steps back from an iterate that
+    lands on the linearised boundary to within rounding (a fixed point
+    where the reference stalls for the remaining iterations).
+
     Args:
         epsilon: the threat model's radius: crossings farther away do not
             count, > 0.
@@ -115,7 +121,7 @@ class FAB(Attack):
         def margin_against(target):
             def margin_and_misclassified(z):
                 logits = ops.cast(forward(z), "float32")
-                misclassified = ops.not_equal(ops.argmax(logits, axis=-1), labels)
+                misclassified = objectives.success(logits, labels, targeted=False)
                 if target is None:
                     return objectives.margin(labels, logits), misclassified
                 target_mask = labels_lib.to_one_hot(target, num_classes)
@@ -153,8 +159,8 @@ class FAB(Attack):
         within = ops.less_equal(distance, self.epsilon * (1 + 1e-6))
         # As the reference, which attacks only the points the model gets right:
         # a misclassified x needs no perturbation.
-        correct = ops.equal(ops.argmax(clean_logits, axis=-1), labels)
-        within = ops.logical_and(within, correct)
+        misclassified = objectives.success(clean_logits, labels, targeted=False)
+        within = ops.logical_and(within, ops.logical_not(misclassified))
         return ops.stop_gradient(ops.where(norms.per_sample(within, x), best, x))
 
     def get_config(self):

@@ -10,6 +10,11 @@ from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
 
 
+def perturbation_size(delta, norm):
+    delta = delta.reshape(len(delta), -1)
+    return np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+
+
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("targets", [None, 1])
 def test_finds_the_minimal_perturbation_of_a_linear_model(norm, targets):
@@ -17,8 +22,7 @@ def test_finds_the_minimal_perturbation_of_a_linear_model(norm, targets):
     fab = kr.attacks.FAB(epsilon, steps=20, norm=norm, targets=targets, seed=0)
     x_adv = to_numpy(fab(model, x, y))
     broken = to_numpy(model(x_adv)).argmax(1) != y
-    delta = (x_adv - x).reshape(len(x), -1)
-    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    size = perturbation_size(x_adv - x, norm)
     # Every point FAB breaks is within epsilon, and only those left alone
     # keep x; it breaks every point whose margin is below epsilon by more
     # than its 5% overshoot.
@@ -79,11 +83,7 @@ def test_targeted_search_records_an_iterate_in_a_third_class(norm):
     fab = kr.attacks.FAB(0.2, steps=10, norm=norm, targets=1, seed=0)
     x_adv = to_numpy(fab(model, x, y))
     np.testing.assert_array_equal(to_numpy(model(x_adv)).argmax(1), 2)
-    size = (
-        np.abs(x_adv - x).max(1)
-        if norm == "linf"
-        else np.linalg.norm(x_adv - x, axis=1)
-    )
+    size = perturbation_size(x_adv - x, norm)
     # The closest class-2 point is u = 0.01; every recorded iterate lies
     # between it and the first one (u = 0.105).
     assert np.all((size > 0.01) & (size <= 0.105 + 1e-6))
