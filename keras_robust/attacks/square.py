@@ -23,6 +23,7 @@ from keras_robust.utils import labels as labels_lib
 from keras_robust.utils import validation
 
 SQUARE_LOSSES = ("margin", "ce")
+SQUARE_SCHEDULES = ("rescaled", "autoattack")
 
 # Iterations (of a 10,000-query run) after which p is halved.
 P_HALVING_POINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -31,46 +32,64 @@ _UNCHANGED = 1e-7  # a window whose values move less than this is not a new prop
 _CHUNK = 256  # iterations per random draw (see `_draw`)
 
 
-def p_schedule(iteration, queries, p_init):
+def proposals(queries, schedule="rescaled"):
+    """Number of proposals after the initial point of a `queries` run.
+
+    "rescaled" (the paper's code): `queries - 1`, so a run makes at most
+    `queries` model queries. "autoattack" (AutoAttack's `SquareAttack`, whose
+    loop runs `n_queries` proposals after the initial query): `queries`.
+    """
+    return int(queries) - 1 if schedule == "rescaled" else int(queries)
+
+
+def p_schedule(iteration, queries, p_init, schedule="rescaled"):
     """Fraction p of the image that proposal `iteration` changes.
 
     The paper's schedule for a 10,000-query budget halves p_init after
-    iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000; a budget of
-    `queries` rescales the iteration index to `(iteration * 10000) // queries`
-    (as AutoAttack's rescaled schedule), so p ends at p_init / 512 whatever
-    the budget.
+    iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000. With
+    schedule="rescaled" (the paper's code, and AutoAttack's
+    `resc_schedule=True`) a budget of `queries` rescales the iteration index
+    to floor(iteration / queries * 10000), so p ends at p_init / 512 whatever
+    the budget. With schedule="autoattack" (AutoAttack builds its Square with
+    `resc_schedule=False`) the raw index is compared with the 10,000-query
+    halving points: at 5,000 queries p never falls below p_init / 128.
 
     Args:
         iteration: 0-based index of the proposal after the initialisation
             (an int or an integer numpy array).
         queries: the query budget of the run, >= 1.
         p_init: p of the first proposals, in (0, 1].
+        schedule: "rescaled" or "autoattack".
 
     Returns:
         p, a float or a float numpy array.
 
     Example:
-    >>> p_schedule(0, 5000, 0.8), p_schedule(6, 5000, 0.8)
-    (0.8, 0.4)
+    >>> p_schedule(6, 5000, 0.8), p_schedule(6, 5000, 0.8, schedule="autoattack")
+    (0.4, 0.8)
     """
-    scaled = (np.asarray(iteration, dtype=np.int64) * 10000) // int(queries)
-    halvings = np.sum(scaled[..., None] > np.asarray(P_HALVING_POINTS), axis=-1)
+    iteration = np.asarray(iteration, dtype=np.int64)
+    if schedule == "rescaled":
+        # In float64, as the reference's int(it / n_queries * 10000).
+        iteration = np.floor(iteration / float(queries) * 10000).astype(np.int64)
+    halvings = np.sum(iteration[..., None] > np.asarray(P_HALVING_POINTS), axis=-1)
     p = p_init / 2.0**halvings
     return float(p) if np.ndim(p) == 0 else p
 
 
-def window_sizes(queries, p_init, height, width, norm="linf"):
-    """Side of the square changed by each of the `queries - 1` proposals.
+def window_sizes(queries, p_init, height, width, norm="linf", schedule="rescaled"):
+    """Side of the square changed by each proposal (`proposals(queries, schedule)`).
 
     s = round(sqrt(p * height * width)) (p of the features of each channel),
     with p from `p_schedule`, at least 1 (L-inf) or at least 3 and odd (L2,
     as the reference), and at most min(height, width).
     """
-    p = p_schedule(np.arange(queries - 1), queries, p_init)
+    count = proposals(queries, schedule)
+    p = p_schedule(np.arange(count), queries, p_init, schedule)
     sizes = np.array(
         [int(round(np.sqrt(value * height * width))) for value in np.atleast_1d(p)],
         dtype=np.int64,
-    )[: queries - 1]
+    )[:count]
     if norm == "l2":
         sizes = np.maximum(sizes, 3)
         sizes = sizes + (sizes % 2 == 0)
@@ -149,12 +168,25 @@ class Square(Attack):
     misclassified). s = round(sqrt(p * h * w)), with p halved from p_init
     along the schedule of `p_schedule`.
 
+    Two schedules, as the two reference codes:
+
+    - schedule="rescaled" (default; the paper's code): the p schedule is
+      rescaled to the budget, a run makes `queries - 1` proposals after
+      x_0 (at most `queries` queries), and L-inf sign vectors that would
+      leave the window unchanged are never proposed (the paper's code
+      resamples them; here the vector is drawn uniformly among those that
+      change it).
+    - schedule="autoattack" (AutoAttack's `SquareAttack` with
+      `resc_schedule=False`, as its "standard" version builds it): the raw
+      iteration index meets the 10,000-query halving points (at 5,000
+      queries on 32x32 images the L-inf square never gets below side 3),
+      a run makes `queries` proposals after x_0 (at most `queries + 1`
+      queries), and every L-inf sign vector is proposed, including one that
+      changes nothing (its query is spent).
+
     L-inf: x_0 = clip(x + eps * sign) with one random sign per column and
     channel (vertical stripes). A proposal sets the window of channel c to
-    clip(x + rho_c eps), rho_c a random sign per channel; sign vectors that
-    would leave the window unchanged are never proposed (the reference
-    resamples them; here the vector is drawn uniformly among those that
-    change it).
+    clip(x + rho_c eps), rho_c a random sign per channel.
 
     L2: x_0 = clip(x + eps * d / ||d||_2), d a centred 5x5 grid of squares
     of side max(min(h, w) // 5, 1), each holding +/- `l2_pattern` (random sign per channel,
@@ -168,7 +200,8 @@ class Square(Attack):
 
     Queries: samples misclassified at the start are returned unchanged and
     use 0 queries; the others use 1 query for x_0 and 1 per iteration until
-    they are misclassified, at most `queries` per restart. Each restart
+    they are misclassified, at most `queries` per restart (`queries + 1`
+    with schedule="autoattack"). Each restart
     attacks the samples no earlier restart has fooled, from a new x_0. For
     samples never fooled, the point of lowest loss is returned.
     `attack_with_queries` returns the per-sample counts; eager calls also
@@ -184,7 +217,9 @@ class Square(Attack):
 
     Args:
         epsilon: radius of the ball, > 0.
-        queries: query budget per sample and restart, >= 1 (AutoAttack: 5000).
+        queries: query budget per sample and restart, >= 1 (AutoAttack: 5000):
+            with schedule="autoattack", the number of proposals after x_0
+            (the reference's `n_queries`).
         norm: "linf" or "l2".
         p_init: initial fraction of pixels changed, in (0, 1]
             (AutoAttack: 0.8).
@@ -192,6 +227,8 @@ class Square(Attack):
         restarts: runs per sample, >= 1 (AutoAttack: 1).
         clip_min, clip_max: valid input range.
         seed: seed of the attack's own generator.
+        schedule: "rescaled" (the Square paper's code) or "autoattack"
+            (AutoAttack's), see above.
 
     Call arguments: as every attack, `attack(model, x, y, seed=None)`, with
     `y` the true labels and `x` images (batch, h, w, channels) in the
@@ -217,6 +254,7 @@ class Square(Attack):
         clip_min=0.0,
         clip_max=1.0,
         seed=None,
+        schedule="rescaled",
     ):
         super().__init__(epsilon, norm, clip_min, clip_max, seed)
         self.queries = validation.positive_integer(queries, "queries")
@@ -225,7 +263,12 @@ class Square(Attack):
             raise ValueError(f"`p_init` must be in (0, 1]; got {p_init!r}.")
         self.loss = validation.one_of(loss, "loss", SQUARE_LOSSES)
         self.restarts = validation.positive_integer(restarts, "restarts")
+        self.schedule = validation.one_of(schedule, "schedule", SQUARE_SCHEDULES)
         self.last_queries = None
+
+    @property
+    def _proposals(self):
+        return proposals(self.queries, self.schedule)
 
     def __call__(self, model, x, y, seed=None):
         return self.attack_with_queries(model, x, y, seed)[0]
@@ -318,7 +361,7 @@ class Square(Attack):
             init_shape = (self.restarts, batch, blocks, channels + 1)
             per_iteration = 5 + channels  # 2 windows, transpose, signs
         init = keras.random.uniform(init_shape, seed=draw_seed(0))
-        iterations = max(self.queries - 1, 1)
+        iterations = max(self._proposals, 1)
         chunks = [
             keras.random.uniform(
                 (self.restarts, _CHUNK, batch, per_iteration), seed=draw_seed(1 + k)
@@ -385,7 +428,7 @@ class Square(Attack):
         x_init = ops.where(norms.per_sample(attackable, x), x_init, x)
         margin, loss = self._scores(forward(x_init), labels)
         queries = ops.cast(attackable, "int32")
-        iterations = self.queries - 1
+        iterations = self._proposals
         sizes, extra = self._window_tables(x)
 
         def condition(i, x_best, margin, loss, running, queries):
@@ -430,7 +473,9 @@ class Square(Attack):
     def _window_tables(self, x):
         """(sizes, extra): per-iteration window sides; for L2, pattern lookup."""
         height, width = x.shape[1:3]
-        sizes = window_sizes(self.queries, self.p_init, height, width, self.norm)
+        sizes = window_sizes(
+            self.queries, self.p_init, height, width, self.norm, self.schedule
+        )
         if sizes.size == 0:  # a 1-query budget: the loop body is traced, not run
             sizes = np.ones(1, "int32")
         if self.norm == "linf":
@@ -469,17 +514,23 @@ class Square(Attack):
             top, left = _positions(u[:, 0], u[:, 1], size, height, width)
             mask = _window(top, left, size, height, width)
             window = ops.expand_dims(mask, -1)
-            # changes[s][:, c]: does sign s move channel c of the window?
-            changes = [
-                ops.any(
-                    ops.logical_and(
-                        window,
-                        ops.greater_equal(ops.abs(candidate - x_best), _UNCHANGED),
-                    ),
-                    axis=(1, 2),
-                )
-                for candidate in candidates
-            ]
+            if self.schedule == "autoattack":
+                # AutoAttack proposes every sign vector, also one that leaves
+                # the window as it is (a query spent on no change).
+                every = ops.ones((ops.shape(x_best)[0], channels), "bool")
+                changes = [every, every]
+            else:
+                # changes[s][:, c]: does sign s move channel c of the window?
+                changes = [
+                    ops.any(
+                        ops.logical_and(
+                            window,
+                            ops.greater_equal(ops.abs(candidate - x_best), _UNCHANGED),
+                        ),
+                        axis=(1, 2),
+                    )
+                    for candidate in candidates
+                ]
             signs = _changing_signs(changes[0], changes[1], u[:, 2], channels)
             proposal = ops.where(
                 ops.greater(signs[:, None, None, :], 0.0), candidates[1], candidates[0]
@@ -562,6 +613,7 @@ class Square(Attack):
             p_init=self.p_init,
             loss=self.loss,
             restarts=self.restarts,
+            schedule=self.schedule,
         )
         return config
 

@@ -26,7 +26,9 @@ class AutoAttack:
     1. APGD-CE: 100 iterations, no restarts;
     2. APGD-T: targeted DLR loss, 100 iterations, 9 target classes;
     3. FAB-T: 100 iterations, 9 target classes;
-    4. Square: 5000 queries, p_init 0.8.
+    4. Square: 5000 queries, p_init 0.8, AutoAttack's schedule (p not
+       rescaled to the budget, 5000 proposals after the initial point,
+       `kr.attacks.Square(schedule="autoattack")`).
 
     A point counts as robust only if it survives all four. version="fast"
     runs APGD-CE and APGD-T only: cheaper, and never reported as the
@@ -107,7 +109,9 @@ class AutoAttack:
             from keras_robust.attacks.square import Square
 
             cascade["fab-t"] = FAB(steps=100, targets=targets, **common)
-            cascade["square"] = Square(queries=5000, p_init=0.8, **common)
+            cascade["square"] = Square(
+                queries=5000, p_init=0.8, schedule="autoattack", **common
+            )
         return cascade
 
     def run(self, model, x, y):

@@ -100,6 +100,54 @@ def test_p_schedule_of_the_paper():
     np.testing.assert_allclose(p_schedule(np.array([0, 6]), 5000, 0.5), [0.5, 0.25])
 
 
+def test_p_schedule_of_autoattack():
+    # AutoAttack's SquareAttack(resc_schedule=False), p_selection in
+    # fra31/auto-attack autoattack/square.py: the raw iteration index against
+    # the 10,000-query thresholds "10 < it <= 50: p_init / 2", ...,
+    # "4000 < it <= 6000: p_init / 128", whatever the budget.
+    iterations = [0, 10, 11, 50, 51, 200, 201, 500, 501, 1000, 1001, 2000]
+    iterations += [2001, 4000, 4001, 4999]
+    expected = [1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128]
+    for iteration, divisor in zip(iterations, expected):
+        p = p_schedule(iteration, 5000, 0.8, schedule="autoattack")
+        assert p == pytest.approx(0.8 / divisor), iteration
+        assert p_schedule(iteration, 100, 0.8, schedule="autoattack") == p
+    # 5,000 proposals after the initial point; on 32x32 images the L-inf
+    # square ends at round(sqrt(0.8 / 128 * 1024)) = 3 pixels, not 1.
+    sizes = window_sizes(5000, 0.8, 32, 32, schedule="autoattack")
+    assert len(sizes) == 5000
+    assert [int(sizes[i]) for i in (0, 11, 51, 4000, 4001, 4999)] == [
+        29,
+        20,
+        14,
+        4,
+        3,
+        3,
+    ]
+    assert len(window_sizes(1, 0.8, 8, 8, schedule="autoattack")) == 1
+
+
+def test_autoattack_schedule_also_proposes_a_window_it_leaves_unchanged():
+    # Grey image already at x + eps everywhere; the sign uniform 0.9 picks
+    # +1, the sign that changes nothing. AutoAttack spends the query on it;
+    # the paper's code (schedule="rescaled") draws -1, the only sign that
+    # moves the window.
+    x = keras.ops.convert_to_tensor(np.full((1, 8, 8, 1), 0.5, "float32"))
+    x_best = x + 0.1
+    u = keras.ops.convert_to_tensor([[0.0, 0.0, 0.9]], "float32")
+    proposed = {}
+    for schedule in ("autoattack", "rescaled"):
+        attack = kr.attacks.Square(0.1, schedule=schedule)
+        propose = attack._linf_proposal(x)
+        proposed[schedule] = to_numpy(propose(x_best, u, 3, None))[0, ..., 0]
+    np.testing.assert_allclose(proposed["autoattack"], 0.6, atol=1e-6)
+    changed = np.abs(proposed["rescaled"] - 0.6) > 1e-6
+    np.testing.assert_array_equal(
+        changed, (np.arange(8)[:, None] < 3) & (np.arange(8) < 3)
+    )
+    np.testing.assert_allclose(proposed["rescaled"][changed], 0.4, atol=1e-6)
+
+
 def test_window_sizes_on_cifar_shaped_images():
     # s = round(sqrt(p * 32 * 32)) for p = 0.8, 0.4, ..., 0.8 / 512.
     sizes = window_sizes(5000, 0.8, 32, 32)
@@ -138,13 +186,17 @@ def test_sign_vectors_are_uniform_among_those_that_change_the_window():
     assert len(set(map(tuple, signs))) == 8
 
 
-@pytest.mark.parametrize("norm, epsilon", [("linf", 0.1), ("l2", 0.5)])
-def test_ball_clip_range_and_query_budget(cnn, batch, norm, epsilon):
+@pytest.mark.parametrize(
+    "norm, epsilon, schedule",
+    [("linf", 0.1, "rescaled"), ("l2", 0.5, "rescaled"), ("linf", 0.1, "autoattack")],
+)
+def test_ball_clip_range_and_query_budget(cnn, batch, norm, epsilon, schedule):
     x, y = batch  # y: the model's own predictions, so every point is attacked
     y = y.copy()
     y[:8] = (y[:8] + 1) % 10  # ... except these, misclassified from the start
-    budget = 40
-    attack = kr.attacks.Square(epsilon, queries=budget, norm=norm)
+    attack = kr.attacks.Square(epsilon, queries=40, norm=norm, schedule=schedule)
+    # AutoAttack's loop makes `queries` proposals after the initial query.
+    budget = 40 if schedule == "rescaled" else 41
     x_adv, queries = attack.attack_with_queries(cnn, x, y, seed=1)
     x_adv, queries = to_numpy(x_adv), to_numpy(queries)
 
@@ -261,7 +313,14 @@ def test_cross_entropy_loss_and_grey_images_without_channel_axis(batch):
 
 def test_serialization_round_trip():
     attack = kr.attacks.Square(
-        0.5, queries=123, norm="l2", p_init=0.3, loss="ce", restarts=2, seed=3
+        0.5,
+        queries=123,
+        norm="l2",
+        p_init=0.3,
+        loss="ce",
+        restarts=2,
+        seed=3,
+        schedule="autoattack",
     )
     restored = keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(attack)
@@ -280,6 +339,7 @@ def test_serialization_round_trip():
         ({"norm": "l1"}, ValueError, "norm"),
         ({"loss": "dlr"}, ValueError, "loss"),
         ({"restarts": 0}, ValueError, "restarts"),
+        ({"schedule": "paper"}, ValueError, "schedule"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):

@@ -24,7 +24,7 @@ def test_standard_is_the_four_attack_protocol():
     )
     assert (apgd_t.steps, apgd_t.loss, apgd_t.targets) == (100, "dlr", 9)
     assert (fab_t.steps, fab_t.targets) == (100, 9)
-    assert (square.queries, square.p_init) == (5000, 0.8)
+    assert (square.queries, square.p_init, square.schedule) == (5000, 0.8, "autoattack")
     assert all(a.epsilon == 8 / 255 for a in cascade.values())
     fast = kr.evaluation.AutoAttack(8 / 255, version="fast")
     assert list(fast.attacks(10)) == ["apgd-ce", "apgd-t"]
