@@ -195,7 +195,9 @@ def boundary_search(
     correct side. From a start x_0 within `init_radius / 2` of x, each of the
     `steps` iterations
 
-    1. linearises g at x_k: h(z) = g(x_k) + grad g(x_k) . (z - x_k);
+    1. linearises g at x_k: h(z) = g(x_k) + grad g(x_k) . (z - x_k) (for a
+       matrix of margins g_1..g_m, the one whose linearised boundary is
+       closest, |g_j(x_k)| / ||grad g_j(x_k)||_*, as untargeted FAB);
     2. takes the minimal-norm box-constrained steps onto {h = 0} from x_k
        and from x (`hyperplane_step`): d1 and d2;
     3. mixes them with the per-sample weight
@@ -230,7 +232,10 @@ def boundary_search(
 
     Args:
         margin_fn: maps a batch shaped like `x` to a (batch,) margin g,
-            positive on the correct side, or to a pair (g, crossed) whose
+            positive on the correct side, or to a (batch, m) matrix of
+            margins against m boundaries (g is then their minimum, and each
+            iteration linearises all m, one backward pass each, and steps
+            onto the closest; FAB's untargeted search), or to a pair (g, crossed) whose
             (batch,) bool success test replaces g < 0 in step 4 and in the
             bisection (it must hold wherever g < 0). FAB returns "the
             prediction is not the true class" from the same forward pass,
@@ -331,8 +336,9 @@ def _search(
         start = random_start(x, init_radius, norm, clip_min, clip_max, seed)
     current = norms.flatten(ops.cast(start, "float32"))
 
-    def evaluate(flat):
-        """(g, crossed) at `flat`, from one call of `margin_fn`."""
+    def margins(flat):
+        """(g, crossed) at `flat`, from one call of `margin_fn`; g is
+        (batch,) or, for several boundaries, (batch, m)."""
         value = margin_fn(ops.reshape(flat, shape))
         crossed = None
         if isinstance(value, (tuple, list)):
@@ -342,10 +348,22 @@ def _search(
                     f"(margin, crossed), got a sequence of {len(value)}."
                 )
             value, crossed = value
-        value = ops.reshape(ops.cast(value, "float32"), (-1,))
-        if crossed is None:
-            return value, value < 0
-        return value, ops.reshape(ops.cast(crossed, "bool"), (-1,))
+        value = ops.cast(value, "float32")
+        if len(value.shape) not in (1, 2):
+            raise ValueError(
+                "`margin_fn` must return a (batch,) margin or a (batch, m) "
+                f"matrix of margins, got shape {tuple(value.shape)}."
+            )
+        if crossed is not None:
+            crossed = ops.reshape(ops.cast(crossed, "bool"), (-1,))
+        return value, crossed
+
+    def evaluate(flat):
+        """(g, crossed): g the (batch,) margin (the least of several)."""
+        value, crossed = margins(flat)
+        if len(value.shape) == 2:
+            value = ops.min(value, axis=1)
+        return value, value < 0 if crossed is None else crossed
 
     def margin(flat):
         return evaluate(flat)[0]
@@ -353,9 +371,18 @@ def _search(
     def has_crossed(flat):
         return evaluate(flat)[1]
 
+    value_at_x = margins(x_flat)[0]
+    linearise = (
+        (lambda flat: margin_and_gradient(margin, flat))
+        if len(value_at_x.shape) == 1
+        else _closest_linearisation(
+            lambda flat: margins(flat)[0], value_at_x.shape[1], norm
+        )
+    )
+
     def iteration(_, carry):
         current, best, best_distance, found = carry
-        value, gradient = margin_and_gradient(margin, current)
+        value, gradient = linearise(current)
         # The linearisation at `current`, evaluated at x.
         value_at_x = value + ops.sum(gradient * (x_flat - current), axis=1)
         step_current = hyperplane_step(
@@ -385,13 +412,50 @@ def _search(
     # An iterate that lands on the boundary to within rounding from the
     # correct side (g ~ +0) is a fixed point of the FAB update (d1 = 0 and
     # a = 0): it steps back like a crossing does, without being recorded.
-    stall_tolerance = _STALL * ops.relu(margin(x_flat))
+    if len(value_at_x.shape) == 2:
+        value_at_x = ops.min(value_at_x, axis=1)
+    stall_tolerance = _STALL * ops.relu(value_at_x)
     no_distance = ops.full_like(x_flat[:, 0], np.inf)
     initial = (current, x_flat, no_distance, no_distance < 0)
     _, best, _, found = ops.fori_loop(0, steps, iteration, initial)
     if refine_steps:
         best = _refine(has_crossed, x_flat, best, refine_steps)
     return ops.stop_gradient(ops.reshape(best, shape)), ops.stop_gradient(found)
+
+
+def _closest_linearisation(margins, count, norm):
+    """`linearise(flat) -> (g_j*, grad g_j*)`, j* the closest linearised boundary.
+
+    For `count` margins g_j (the columns of `margins(flat)`), the linearised
+    boundary {g_j = 0} lies at distance |g_j| / ||grad g_j||_* (the dual
+    norm) from the point; untargeted FAB steps onto the closest one (the
+    reference, `fab_base.py`, `attack_single_run`:
+    `dist1 = df.abs() / (1e-12 + ||dg||_*)`, `ind = dist1.min(dim=1)[1]`).
+    One forward and backward pass per margin, in a loop (`margin_fn` may
+    close over per-sample data such as labels, so the batch cannot be
+    repeated into one pass).
+    """
+
+    def linearise(flat):
+        def column(j, state):
+            best_distance, best_value, best_gradient = state
+            value, gradient = margin_and_gradient(
+                lambda z: ops.take(margins(z), j, axis=1), flat
+            )
+            distance = ops.abs(value) / (norms.TINY + norms.dual_norm(gradient, norm))
+            closer = distance < best_distance
+            return (
+                ops.where(closer, distance, best_distance),
+                ops.where(closer, value, best_value),
+                ops.where(closer[:, None], gradient, best_gradient),
+            )
+
+        far = ops.full_like(flat[:, 0], np.inf)
+        state = (far, ops.zeros_like(far), ops.zeros_like(flat))
+        _, value, gradient = ops.fori_loop(0, count, column, state)
+        return value, gradient
+
+    return linearise
 
 
 def _refine(has_crossed, x_flat, best, refine_steps):

@@ -119,6 +119,30 @@ def test_a_success_test_replaces_the_sign_of_the_margin():
     np.testing.assert_allclose(x_hat, (x + closest) / 2, atol=1e-3)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_a_matrix_of_margins_steps_onto_the_closest_linearised_boundary(norm):
+    # Two linear margins on 6 features at x = 0.5: g_a = 1 + 0.01 s(z - x),
+    # g_b = 1.5 - s(z - x), s the feature sum. g_a is the smaller, but its
+    # boundary lies 100/6 away (L-inf), out of the box; g_b's is 0.25 away
+    # (L-inf, 1.5 / ||1||_1) or 1.5 / sqrt(6) (L2). One step lands 5% beyond
+    # it.
+    x = np.full((2, 6), 0.5, "float32")
+
+    def margins(z):
+        total = keras.ops.sum(z - 0.5, axis=1)
+        return keras.ops.stack([1.0 + 0.01 * total, 1.5 - total], axis=1)
+
+    x_hat, found = kr.attacks.boundary_search(
+        margins, x, steps=1, norm=norm, init_radius=0.0
+    )
+    x_hat = to_numpy(x_hat)
+    assert to_numpy(found).all()
+    closest = 0.25 if norm == "linf" else 1.5 / np.sqrt(6)
+    delta = (x_hat - x).reshape(2, -1)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    np.testing.assert_allclose(size, 1.05 * closest, rtol=1e-5)
+
+
 def test_linf_from_a_random_start():
     model, x, y, w, b = binary_problem(0, size=64)
     g = np.sum(w * x, axis=1) + b
@@ -378,6 +402,8 @@ def test_bad_inputs_raise():
     margin = linear_margin(model, y)
     with pytest.raises(ValueError, match="margin_fn"):
         kr.attacks.boundary_search(lambda z: (margin(z),) * 3, x)
+    with pytest.raises(ValueError, match=r"\(batch, m\)"):
+        kr.attacks.boundary_search(lambda z: margin(z)[:, None, None], x)
     with pytest.raises(ValueError, match="clip_min"):
         kr.attacks.boundary_search(linear_margin(model, y), x * 3.0)
     with pytest.raises(ValueError, match="temperature"):

@@ -89,6 +89,44 @@ def test_targeted_search_records_an_iterate_in_a_third_class(norm):
     assert np.all((size > 0.01) & (size <= 0.105 + 1e-6))
 
 
+def two_boundaries_model():
+    """Linear logits on 4 features at x = 0.5: f = (2, 1, 0), true class 0.
+
+    g_1 = f_0 - f_1 = 1 has the smaller margin, but its gradient is tiny
+    (0.025 per feature): its boundary lies 10 away in L-inf (20 in L2),
+    beyond the box. g_2 = 2 has gradient 2.5 per feature: 0.2 away in
+    L-inf (0.4 in L2).
+    """
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dense(3)
+    model = keras.Model(inputs, dense(inputs))
+    kernel = np.zeros((4, 3), "float32")
+    kernel[:, 1], kernel[:, 2] = 0.025, 2.5
+    dense.set_weights([kernel, np.array([2.0, 0.95, -5.0], "float32")])
+    return model
+
+
+@pytest.mark.parametrize(
+    "norm, closest, epsilon", [("linf", 0.2, 0.3), ("l2", 0.4, 0.5)]
+)
+def test_untargeted_steps_onto_the_closest_linearised_boundary(norm, closest, epsilon):
+    # The reference's untargeted FAB linearises every class and steps onto the
+    # closest hyperplane, |g_j| / ||grad g_j||_* (fab_base.py: dist1, ind).
+    # One step then lands 5% beyond class 2's boundary, within epsilon. A
+    # step on the hard margin (class 1, the smallest g) hits the box at
+    # distance 0.5 (L-inf) or 1.0 (L2), beyond epsilon.
+    model = two_boundaries_model()
+    x = np.full((3, 4), 0.5, "float32")
+    y = np.zeros(3, "int64")
+    np.testing.assert_allclose(to_numpy(model(x))[0], [2.0, 1.0, 0.0], atol=1e-6)
+    fab = kr.attacks.FAB(epsilon, steps=1, norm=norm, seed=0)
+    x_adv = to_numpy(fab(model, x, y))
+    np.testing.assert_array_equal(to_numpy(model(x_adv)).argmax(1), 2)
+    np.testing.assert_allclose(
+        perturbation_size(x_adv - x, norm), 1.05 * closest, rtol=1e-4
+    )
+
+
 @pytest.mark.parametrize("targets", [None, 2])
 def test_misclassified_points_are_returned_unchanged(digits, targets):
     (x, _), _ = digits
