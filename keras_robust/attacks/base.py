@@ -120,6 +120,14 @@ class Attack:
     def perturb(self, forward, x, y, draw_seed):
         raise NotImplementedError
 
+    def check_input_shape(self, shape):
+        """Raises `ValueError` if the attack cannot take inputs of `shape`.
+
+        `shape` includes the batch axis. Every attack here takes any shape
+        except `kr.attacks.Square`, which needs images; a cascade
+        (`kr.evaluation.AutoAttack`) asks each attack before the first runs.
+        """
+
     def project(self, x_adv, x):
         return norms.project(
             x_adv, x, self.epsilon, self.norm, self.clip_min, self.clip_max

@@ -303,12 +303,8 @@ class Square(Attack):
     def perturb(self, forward, x, y, draw_seed):
         """Returns (x_adv, queries); see `attack_with_queries`."""
         x = ops.convert_to_tensor(x, "float32")
+        self.check_input_shape(x.shape)
         rank = len(x.shape)
-        if rank not in (3, 4):
-            raise ValueError(
-                "Square attacks images of shape (batch, height, width, channels) "
-                f"or (batch, height, width); got shape {tuple(x.shape)}."
-            )
         channels_first = rank == 4 and keras.config.image_data_format() == (
             "channels_first"
         )
@@ -334,6 +330,13 @@ class Square(Attack):
         elif channels_first:
             x_adv = ops.transpose(x_adv, (0, 3, 1, 2))
         return ops.stop_gradient(x_adv), queries
+
+    def check_input_shape(self, shape):
+        if len(shape) not in (3, 4):
+            raise ValueError(
+                "Square attacks images of shape (batch, height, width, channels) "
+                f"or (batch, height, width); got `x` of shape {tuple(shape)}."
+            )
 
     # -- the search ---------------------------------------------------------
 

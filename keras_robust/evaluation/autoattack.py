@@ -154,6 +154,15 @@ def run_cascade(attacks_for, model, x, y):
     num_classes = validation.check_logits(logits, where="model")
     validation.check_labels(y, num_classes, batch_size=len(x))
     attacks = attacks_for(num_classes)
+    for name, attack in attacks.items():  # before the first attack runs
+        try:
+            attack.check_input_shape(x.shape)
+        except ValueError as error:
+            raise ValueError(
+                f"{error} The cascade's attack {name!r} cannot run on these "
+                'inputs: choose attacks that can (AutoAttack version="fast", '
+                "or a list of attacks without it)."
+            ) from None
     validation.check_images(
         x,
         min(attack.clip_min for attack in attacks.values()),

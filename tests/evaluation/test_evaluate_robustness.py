@@ -164,3 +164,23 @@ def test_bad_arguments(test_split, kwargs, match):
     arguments = {"epsilon": EPSILON, "verbose": 0, **kwargs}
     with pytest.raises(ValueError, match=match):
         kr.evaluation.evaluate_robustness(net, x, y, **arguments)
+
+
+def test_feature_vectors_with_square_fail_before_the_first_attack(test_split):
+    # Square needs images; the standard cascade used to run APGD-CE, APGD-T
+    # and FAB-T on (batch, 64) vectors, then raise in Square.
+    x, y = test_split
+    x = x.reshape(len(x), -1)
+    rng = np.random.default_rng(0)
+    net = linear_classifier(rng.normal(size=(64, 10)), np.zeros(10))
+    calls = []
+
+    def counted(inputs, training=False):
+        calls.append(len(inputs))
+        return net(inputs, training=training)
+
+    with pytest.raises(ValueError, match=r"got `x` of shape \(120, 64\).*'square'"):
+        kr.evaluation.evaluate_robustness(
+            counted, x, y, epsilon=EPSILON, checks=False, verbose=0
+        )
+    assert calls == [120]  # the clean forward pass only
