@@ -360,6 +360,7 @@ def test_console_script_and_argument_types():
     assert cli_parser.positive_number("0.2") == 0.2
     assert evaluation_attacks("autoattack", 0.1, 0) == "standard"
     assert evaluation_attacks("autoattack-fast", 0.1, 0) == "fast"
+    assert evaluation_attacks("autoattack-plus", 0.1, 0) == "plus"
     [apgd] = evaluation_attacks("apgd", 0.1, 0).values()
     assert isinstance(apgd, kr.attacks.APGD) and apgd.steps == 100
     [pgd] = evaluation_attacks("pgd20", 0.1, 0).values()

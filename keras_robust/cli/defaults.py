@@ -156,7 +156,7 @@ SGD_MOMENTUM = 0.9
 DYART_GLOBAL_CLIPNORM = 0.1
 DYART_SEARCH_STEPS = 20
 
-EVAL_ATTACKS = ("pgd20", "apgd", "autoattack", "autoattack-fast")
+EVAL_ATTACKS = ("pgd20", "apgd", "autoattack", "autoattack-plus", "autoattack-fast")
 EVAL_BATCH_SIZE = 256
 
 LANGEVIN_STEPS = 50

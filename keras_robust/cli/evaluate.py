@@ -23,7 +23,7 @@ def evaluation_attacks(name, epsilon, seed):
         seed: seed of the attacks.
 
     Returns:
-        "standard", "fast", or a `{name: attack}` cascade.
+        "standard", "plus", "fast", or a `{name: attack}` cascade.
     """
     if name == "pgd20":
         return {"pgd-20": attacks.PGD.for_evaluation(epsilon, seed=seed)}
@@ -31,6 +31,8 @@ def evaluation_attacks(name, epsilon, seed):
         return {"apgd-ce": attacks.APGD(epsilon, steps=APGD_STEPS, seed=seed)}
     if name == "autoattack":
         return "standard"
+    if name == "autoattack-plus":
+        return "plus"
     if name == "autoattack-fast":
         return "fast"
     raise ValueError(f"unknown evaluation attack {name!r}")

@@ -341,8 +341,9 @@ def _add_train(subparsers, common):
         choices=defaults.EVAL_ATTACKS,
         default="pgd20",
         help="attack of the final report on the test split: pgd20 (PGD-20, "
-        "step epsilon/4), apgd (APGD-CE, 100 steps), autoattack (standard) or "
-        "autoattack-fast (APGD-CE + APGD-T) (default: %(default)s)",
+        "step epsilon/4), apgd (APGD-CE, 100 steps), autoattack (standard), "
+        "autoattack-plus (AutoAttack+) or autoattack-fast (APGD-CE + APGD-T) "
+        "(default: %(default)s)",
     )
     train.add_argument(
         "--eval-samples",
@@ -380,6 +381,8 @@ def _add_evaluate(subparsers, common):
               pgd20            PGD-20, cross-entropy, step epsilon/4, random start
               apgd             APGD-CE, 100 iterations
               autoattack       AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square
+              autoattack-plus  AutoAttack+: APGD-CE, APGD-DLR, FAB (5 restarts
+                               each), Square, APGD-T, FAB-T
               autoattack-fast  APGD-CE and APGD-T
 
             examples:

@@ -8,7 +8,15 @@ import numpy as np
 from keras_robust.attacks.apgd import APGD
 from keras_robust.utils import validation
 
-VERSIONS = ("standard", "fast")
+VERSIONS = ("standard", "plus", "fast", "custom")
+# The attacks of each version, in the reference's order (autoattack.py,
+# set_version); "custom" picks among ATTACK_NAMES.
+LINE_UPS = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+    "fast": ("apgd-ce", "apgd-t"),
+}
+ATTACK_NAMES = LINE_UPS["plus"]
 _MAX_TARGETS = 9
 
 
@@ -30,19 +38,29 @@ class AutoAttack:
        rescaled to the budget, 5000 proposals after the initial point,
        `kr.attacks.Square(schedule="autoattack")`).
 
-    A point counts as robust only if it survives all four. version="fast"
-    runs APGD-CE and APGD-T only: cheaper, and never reported as the
-    standard protocol (`protocol` says which ran). With fewer than 10
-    classes, the targeted attacks use every other class (classes - 1
-    targets); with fewer than 4 classes, APGD-T uses the targeted
-    cross-entropy, since the targeted DLR loss needs 4 logits.
+    A point counts as robust only if it survives all four.
+
+    version="plus" is the reference's stronger line-up (`set_version`):
+    APGD-CE with 5 restarts, APGD-DLR (untargeted DLR) with 5 restarts,
+    untargeted FAB with 5 restarts, Square as above, then APGD-T and FAB-T
+    as above. version="custom" runs `attacks_to_run`, a sequence of those
+    names, in the given order, each configured as in "plus" (the
+    reference's custom version uses its attacks' "plus" settings too).
+    version="fast" runs APGD-CE and APGD-T only: cheaper, and never
+    reported as the standard protocol (`protocol` says which ran). With
+    fewer than 10 classes, the targeted attacks use every other class
+    (classes - 1 targets); with fewer than 4 classes, APGD-T uses the
+    targeted cross-entropy, since the targeted DLR loss needs 4 logits,
+    and APGD-DLR (3 logits at least) the cross-entropy below 3.
 
     Args:
         epsilon: radius of the threat model, > 0.
         norm: "linf" or "l2".
-        version: "standard" or "fast".
+        version: "standard", "plus", "fast" or "custom".
         seed: int seed of every attack in the cascade.
         clip_min, clip_max: valid input range.
+        attacks_to_run: with version="custom" only, the attack names (from
+            "apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t").
 
     Example:
     >>> autoattack = kr.evaluation.AutoAttack(epsilon=8/255)
@@ -61,10 +79,12 @@ class AutoAttack:
         seed=0,
         clip_min=0.0,
         clip_max=1.0,
+        attacks_to_run=None,
     ):
         self.epsilon = validation.positive_number(epsilon, "epsilon")
         self.norm = validation.norm_name(norm)
         self.version = validation.one_of(version, "version", VERSIONS)
+        self.attacks_to_run = _line_up(self.version, attacks_to_run)
         self.seed = validation.non_negative_integer(seed, "seed")
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
         self._attacks = {}
@@ -75,10 +95,7 @@ class AutoAttack:
         return f"autoattack-{self.version}"
 
     def attack_names(self):
-        names = ["apgd-ce", "apgd-t"]
-        if self.version == "standard":
-            names += ["fab-t", "square"]
-        return names
+        return list(self.attacks_to_run)
 
     def attacks(self, num_classes):
         """The cascade, `{name: attack}`, for a classifier with `num_classes`."""
@@ -94,25 +111,33 @@ class AutoAttack:
             "clip_max": self.clip_max,
             "seed": self.seed,
         }
+        from keras_robust.attacks.fab import FAB
+        from keras_robust.attacks.square import Square
+
         targets = min(_MAX_TARGETS, num_classes - 1)
-        cascade = {
-            "apgd-ce": APGD(steps=100, loss="ce", **common),
-            "apgd-t": APGD(
+        # Restarts of the untargeted attacks: 1 in "standard", 5 otherwise.
+        restarts = 1 if self.version == "standard" else 5
+        builders = {
+            "apgd-ce": lambda: APGD(steps=100, loss="ce", restarts=restarts, **common),
+            "apgd-dlr": lambda: APGD(
+                steps=100,
+                loss="dlr" if num_classes >= 3 else "ce",
+                restarts=restarts,
+                **common,
+            ),
+            "fab": lambda: FAB(steps=100, restarts=restarts, **common),
+            "square": lambda: Square(
+                queries=5000, p_init=0.8, schedule="autoattack", **common
+            ),
+            "apgd-t": lambda: APGD(
                 steps=100,
                 loss="dlr" if num_classes >= 4 else "ce",
                 targets=targets,
                 **common,
             ),
+            "fab-t": lambda: FAB(steps=100, targets=targets, **common),
         }
-        if self.version == "standard":
-            from keras_robust.attacks.fab import FAB
-            from keras_robust.attacks.square import Square
-
-            cascade["fab-t"] = FAB(steps=100, targets=targets, **common)
-            cascade["square"] = Square(
-                queries=5000, p_init=0.8, schedule="autoattack", **common
-            )
-        return cascade
+        return {name: builders[name]() for name in self.attacks_to_run}
 
     def run(self, model, x, y):
         """Attacks one batch; returns (x_adv, {"clean" or attack: robust mask after it})."""
@@ -127,8 +152,37 @@ class AutoAttack:
     def __repr__(self):
         return (
             f"AutoAttack(epsilon={self.epsilon!r}, norm={self.norm!r}, "
-            f"version={self.version!r}, seed={self.seed!r})"
+            f"version={self.version!r}, seed={self.seed!r}"
+            + (
+                f", attacks_to_run={list(self.attacks_to_run)!r})"
+                if self.version == "custom"
+                else ")"
+            )
         )
+
+
+def _line_up(version, attacks_to_run):
+    """The attack names a version runs; checks `attacks_to_run` against it."""
+    if version != "custom":
+        if attacks_to_run is not None:
+            raise ValueError(
+                f"`attacks_to_run` is for version='custom' only; version={version!r} "
+                f"runs {list(LINE_UPS[version])}."
+            )
+        return LINE_UPS[version]
+    if isinstance(attacks_to_run, str) or not attacks_to_run:
+        raise ValueError(
+            "version='custom' needs `attacks_to_run`, a non-empty list of names "
+            f"from {list(ATTACK_NAMES)}; got {attacks_to_run!r}."
+        )
+    names = tuple(attacks_to_run)
+    unknown = [name for name in names if name not in ATTACK_NAMES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"`attacks_to_run` must name distinct attacks from {list(ATTACK_NAMES)}; "
+            f"got {list(names)}."
+        )
+    return names
 
 
 def run_cascade(attacks_for, model, x, y):

@@ -41,7 +41,7 @@ class _Cascade:
 
 def _cascade(attacks, epsilon, norm, seed):
     """(runner, protocol name) from the `attacks` argument."""
-    if attacks in ("standard", "fast"):
+    if attacks in ("standard", "plus", "fast"):
         attacks = AutoAttack(epsilon, norm, version=attacks, seed=seed)
     if isinstance(attacks, AutoAttack):
         return attacks, attacks.protocol
@@ -60,7 +60,7 @@ def _cascade(attacks, epsilon, norm, seed):
     ):
         return _Cascade(dict(attacks)), "custom"
     raise ValueError(
-        "`attacks` must be 'standard', 'fast', a kr.evaluation.AutoAttack, a "
+        "`attacks` must be 'standard', 'plus', 'fast', a kr.evaluation.AutoAttack, a "
         f"kr.attacks attack, or a list/dict of them; got {attacks!r}."
     )
 
@@ -106,7 +106,8 @@ def evaluate_robustness(
         epsilon: radius of the threat model, > 0 (required).
         norm: "linf" or "l2".
         attacks: "standard" (AutoAttack: APGD-CE, APGD-T, FAB-T, Square),
-            "fast" (APGD-CE, APGD-T), a `kr.evaluation.AutoAttack`, or a
+            "plus" (AutoAttack+), "fast" (APGD-CE, APGD-T), a
+            `kr.evaluation.AutoAttack`, or a
             `kr.attacks` attack / list / dict of attacks run as a cascade.
         batch_size: batch size for array inputs.
         seed: seed of the attacks.

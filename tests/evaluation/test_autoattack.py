@@ -33,14 +33,54 @@ def test_standard_is_the_four_attack_protocol():
     assert autoattack.attacks(2)["apgd-t"].loss == "ce"
     assert autoattack.attacks(2)["fab-t"].targets == 1
     with pytest.raises(ValueError, match="version"):
-        kr.evaluation.AutoAttack(8 / 255, version="plus")
+        kr.evaluation.AutoAttack(8 / 255, version="rand")
+
+
+def test_plus_and_custom_line_ups_are_the_references():
+    # fra31/auto-attack autoattack.py, set_version("plus"): apgd-ce and
+    # apgd-dlr with 5 restarts, untargeted fab with 5 restarts, square 5000,
+    # apgd-t and fab-t with 9 targets and 1 restart.
+    plus = kr.evaluation.AutoAttack(8 / 255, version="plus")
+    cascade = plus.attacks(num_classes=10)
+    assert list(cascade) == ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
+    assert plus.protocol == "autoattack-plus"
+    apgd_ce, apgd_dlr, fab, square, apgd_t, fab_t = cascade.values()
+    assert (apgd_ce.loss, apgd_ce.targets, apgd_ce.restarts) == ("ce", None, 5)
+    assert (apgd_dlr.loss, apgd_dlr.targets, apgd_dlr.restarts) == ("dlr", None, 5)
+    assert (fab.targets, fab.restarts, fab.steps) == (None, 5, 100)
+    assert (square.queries, square.schedule, square.restarts) == (5000, "autoattack", 1)
+    assert (apgd_t.targets, apgd_t.restarts, fab_t.targets, fab_t.restarts) == (
+        9,
+        1,
+        9,
+        1,
+    )
+    assert all(a.epsilon == 8 / 255 for a in cascade.values())
+    # Standard keeps one restart everywhere.
+    standard = kr.evaluation.AutoAttack(8 / 255).attacks(10)
+    assert all(a.restarts == 1 for a in standard.values())
+    # Custom: the named attacks, in the given order, with the plus settings.
+    custom = kr.evaluation.AutoAttack(
+        0.1, version="custom", attacks_to_run=["square", "apgd-dlr"]
+    )
+    assert list(custom.attacks(10)) == ["square", "apgd-dlr"]
+    assert custom.attacks(10)["apgd-dlr"].restarts == 5
+    assert custom.protocol == "autoattack-custom"
+    assert "attacks_to_run=['square', 'apgd-dlr']" in repr(custom)
+    for bad in (None, [], "square", ["square", "square"], ["pgd"]):
+        with pytest.raises(ValueError, match="attacks_to_run"):
+            kr.evaluation.AutoAttack(0.1, version="custom", attacks_to_run=bad)
+    with pytest.raises(ValueError, match="attacks_to_run.*custom"):
+        kr.evaluation.AutoAttack(0.1, attacks_to_run=["square"])
 
 
 # `slow`: Square's 5,000 queries on the robust half cost 2.5 minutes per norm
 # op by op on PyTorch's eager backend (2-core AMD EPYC).
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_reaches_the_exact_robust_accuracy_of_a_linear_model(norm):
+@pytest.mark.parametrize(
+    "norm, version", [("linf", "standard"), ("l2", "standard"), ("linf", "plus")]
+)
+def test_reaches_the_exact_robust_accuracy_of_a_linear_model(norm, version):
     """Robust iff |w.x + b| / ||w||_dual > epsilon (dual of L-inf: L1; of L2: L2)."""
     linear, x, y, margins, epsilon = linear_binary_problem(norm)
     # The same model on 2x3 "images", which Square needs.
@@ -51,10 +91,12 @@ def test_reaches_the_exact_robust_accuracy_of_a_linear_model(norm):
         y,
         epsilon=epsilon,
         norm=norm,
+        attacks=version,
         checks=False,
         verbose=0,
     )
-    assert report.protocol == "autoattack-standard"
+    assert report.protocol == f"autoattack-{version}"
+    assert len(report.attack_accuracy) == (4 if version == "standard" else 6)
     assert report.clean_accuracy == 1.0
     assert report.robust_accuracy == pytest.approx(np.mean(margins > epsilon))
     assert report.robust_accuracy == pytest.approx(0.5, abs=0.01)

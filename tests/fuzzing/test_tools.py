@@ -344,12 +344,14 @@ CONSTRUCTORS = {
         {
             "epsilon": number(omit=False),
             "norm": norm(),
-            "version": choice(("standard", "fast"), bad=("plus", None, 1)),
+            "version": choice(
+                ("standard", "plus", "fast"), bad=("rand", "custom", None, 1)
+            ),
             "seed": seed(none=False),
             **clip_args(),
         },
         clip_order,
-        result=lambda attack, kwargs: len(attack.attacks(10)) in (2, 4),
+        result=lambda attack, kwargs: len(attack.attacks(10)) in (2, 4, 6),
     ),
     "LangevinSampler": Target(
         kr.generation.LangevinSampler,
