@@ -1,5 +1,6 @@
 """`evaluate_robustness`: clean and robust accuracy, batch by batch, with sanity flags."""
 
+import itertools
 import time
 
 import keras
@@ -27,6 +28,14 @@ TRAINING_ATTACK_TOLERANCE = 0.1
 BLACK_BOX_ATTACKS = ("square",)
 # Losses of training attacks whose accuracy is comparable with APGD-CE's.
 MISCLASSIFICATION_LOSSES = ("ce", "cw", "dlr")
+# The reference's randomized-defense check (autoattack/checks.py,
+# check_randomized): 5 passes, L2-normalised outputs within 1e-4.
+RANDOMIZED_PASSES = 5
+RANDOMIZED_TOLERANCE = 1e-4
+# Cascade attacks whose standard settings need many classes: targeted DLR
+# needs 4 logits, untargeted DLR 3, and the targeted attacks 9 targets.
+TARGETED_ATTACKS = ("apgd-t", "fab-t")
+STANDARD_TARGETS = 9
 
 
 class _Cascade:
@@ -84,6 +93,11 @@ def evaluate_robustness(
     mode on logits. With `checks=True`, the first 256 examples also go
     through sanity checks, each of which raises a `Flag` in the report:
 
+    - "randomized_model": 5 forward passes in inference mode disagree
+      (L2-normalised outputs by more than 1e-4, or the correct count);
+    - "probability_outputs": the outputs are non-negative rows summing to 1;
+    - "few_classes": the cascade's settings changed for the class count
+      (fewer than 9 targets, no targeted DLR below 4 classes, no DLR below 3);
     - "nan_gradients" / "zero_gradients": the input gradient of the
       cross-entropy is NaN, or exactly zero, for some examples: gradient
       attacks get no signal there;
@@ -198,10 +212,77 @@ def _accuracy(classifier, x, y):
 
 
 def _run_checks(report, model, classifier, x, y, seed):
+    _check_outputs(report, classifier, x, y)
     _check_gradients(report, classifier, x, y)
     _check_black_box(report)
     sweep = _check_epsilon_sweep(report, classifier, x, y, seed)
     _check_training_attack(report, model, classifier, x, y, sweep[0])
+
+
+def _check_outputs(report, classifier, x, y):
+    """Flags what the outputs show: randomness, probabilities, few classes."""
+    outputs = [
+        np.asarray(
+            keras.ops.convert_to_numpy(classifier(x, training=False)), np.float64
+        )
+        for _ in range(RANDOMIZED_PASSES)
+    ]
+    unit = [o / (np.linalg.norm(o, axis=1, keepdims=True) + 1e-10) for o in outputs]
+    spread = max(
+        float(np.linalg.norm(a - b, axis=1).max())
+        for a, b in itertools.combinations(unit, 2)
+    )
+    correct = [int(np.sum(o.argmax(1) == y)) for o in outputs]
+    report.details["output_check"] = {
+        "passes": RANDOMIZED_PASSES,
+        "max_difference": spread,
+        "correct": correct,
+    }
+    if spread > RANDOMIZED_TOLERANCE or len(set(correct)) > 1:
+        report.flags.append(
+            Flag(
+                "randomized_model",
+                f"{RANDOMIZED_PASSES} forward passes in inference mode on the "
+                f"same inputs differ (largest difference of the L2-normalised "
+                f"outputs {spread:.2g}; correct counts {correct}): the model "
+                "looks randomized, and attacks on single draws of its "
+                "randomness overstate its robustness. Attack the expectation "
+                "over the randomness (EOT), as AutoAttack's version='rand'.",
+            )
+        )
+    if validation.looks_like_probabilities(outputs[0]):
+        report.flags.append(
+            Flag(
+                "probability_outputs",
+                "The model's outputs are non-negative and sum to 1: attacks on "
+                "probabilities instead of logits see masked gradients. Remove "
+                "the final softmax.",
+            )
+        )
+    _check_class_count(report, outputs[0].shape[1])
+
+
+def _check_class_count(report, classes):
+    """Flags a cascade whose standard settings do not fit `classes`."""
+    names = set(report.attack_accuracy)
+    changes = []
+    if names & set(TARGETED_ATTACKS) and classes - 1 < STANDARD_TARGETS:
+        changes.append(
+            f"the targeted attacks use {classes - 1} target classes, not "
+            f"{STANDARD_TARGETS}"
+        )
+    if "apgd-t" in names and classes < 4:
+        changes.append("APGD-T uses the targeted cross-entropy (targeted DLR needs 4)")
+    if "apgd-dlr" in names and classes < 3:
+        changes.append("APGD-DLR uses the cross-entropy (DLR needs 3)")
+    if changes:
+        report.flags.append(
+            Flag(
+                "few_classes",
+                f"With {classes} classes, " + "; ".join(changes) + ": the "
+                "protocol differs from the standard one on 10 classes.",
+            )
+        )
 
 
 def _check_gradients(report, classifier, x, y):

@@ -148,8 +148,7 @@ def check_logits(logits, where="classifier"):
             f"classes >= 2; it returned shape {shape}. Wrap a model whose last "
             "layer is a Dense(classes) without activation."
         )
-    array = np.asarray(keras.ops.convert_to_numpy(logits), dtype=np.float64)
-    if array.size and np.all(array >= 0) and np.allclose(array.sum(-1), 1.0, atol=1e-3):
+    if looks_like_probabilities(logits):
         warnings.warn(
             f"The {where} seems to return probabilities (rows are non-negative "
             "and sum to 1). Attacks and robust losses need logits: remove the "
@@ -157,6 +156,14 @@ def check_logits(logits, where="classifier"):
             stacklevel=3,
         )
     return shape[-1]
+
+
+def looks_like_probabilities(outputs):
+    """True if every row of `outputs` is non-negative and sums to 1 (1e-3)."""
+    array = np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float64)
+    return bool(
+        array.size and np.all(array >= 0) and np.allclose(array.sum(-1), 1.0, atol=1e-3)
+    )
 
 
 def _is_numeric(dtype):

@@ -184,3 +184,56 @@ def test_feature_vectors_with_square_fail_before_the_first_attack(test_split):
             counted, x, y, epsilon=EPSILON, checks=False, verbose=0
         )
     assert calls == [120]  # the clean forward pass only
+
+
+class NoisyLogits(keras.layers.Layer):
+    """Adds fresh Gaussian noise on every call, in inference mode too."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.noise = keras.random.SeedGenerator(0)
+
+    def call(self, x):
+        return x + keras.random.normal(ops.shape(x), stddev=0.5, seed=self.noise)
+
+
+def output_flags(model, x, y, attack_names=("apgd-ce",)):
+    """Flags of the output checks alone, for a report of `attack_names`."""
+    from keras_robust.evaluation import evaluate
+
+    report = kr.evaluation.RobustnessReport(
+        clean_accuracy=1.0,
+        robust_accuracy=1.0,
+        attack_accuracy=dict.fromkeys(attack_names, 1.0),
+        num_examples=len(x),
+        epsilon=EPSILON,
+        norm="linf",
+        protocol="custom",
+        seconds=0.0,
+        backend=kr.backend.BACKEND,
+    )
+    evaluate._check_outputs(report, model, x, y)
+    return {flag.name for flag in report.flags}, report.details["output_check"]
+
+
+def test_output_checks_flag_randomized_probability_and_few_class_models(test_split):
+    x, y = test_split
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((8, 8, 1))
+    logits = linear_classifier(rng.normal(size=(64, 10)), np.zeros(10))(
+        keras.layers.Flatten()(inputs)
+    )
+    plain = keras.Model(inputs, logits)
+    flags, details = output_flags(plain, x, y)
+    assert flags == set() and details["max_difference"] == 0.0
+    noisy = keras.Model(inputs, NoisyLogits()(logits))
+    flags, details = output_flags(noisy, x, y)
+    assert flags == {"randomized_model"} and details["max_difference"] > 1e-4
+    probabilities = keras.Model(inputs, ops.softmax(logits))
+    assert output_flags(probabilities, x, y)[0] == {"probability_outputs"}
+    # 10 classes: the standard settings fit; 3: fewer targets, no targeted DLR.
+    standard = ("apgd-ce", "apgd-t", "fab-t", "square")
+    assert output_flags(plain, x, y, standard)[0] == set()
+    three = keras.Model(inputs, logits[:, :3])
+    assert output_flags(three, x, y % 3, standard)[0] == {"few_classes"}
+    assert output_flags(three, x, y % 3)[0] == set()  # APGD-CE needs no more
