@@ -1,0 +1,268 @@
+"""Our AutoAttack against an independent port of the reference, on the same weights.
+
+    python benchmarks/autoattack_vs_reference.py [--examples 450]
+        [--methods AT TRADES] [--norms linf l2] [--backends torch jax tensorflow]
+
+For each training method and threat model, a SmallCNN 32-64-128 is trained
+once on scikit-learn's digits (15 epochs of PGD-5, step epsilon / 4, Adam
+2e-3, batch 64, seed 0; L-inf epsilon 0.2, L2 epsilon 1.0; TRADES beta 6)
+and its weights are saved. Each backend's worker then loads those weights
+and attacks the first `--examples` held-out digits, all in one batch, with
+`kr.evaluation.AutoAttack(version="standard", seed=0)` twice: the first call
+includes compilation ("cold"), the second runs the compiled attacks
+("warm"). The torch worker also attacks the very same Keras model (on
+Keras' torch backend a Keras model is a `torch.nn.Module`) with
+torchattacks 3.5.1, a PyTorch port of fra31/auto-attack that nobody here
+wrote, with the reference's standard budgets set explicitly (torchattacks'
+own defaults are 10 iterations): APGD-CE and APGD-T 100 iterations, 9
+targets, FAB-T 100 iterations, 9 targets, Square 5,000 queries, p_init 0.8,
+`resc_schedule=False` (AutoAttack's Square), seed 0, each attack on the
+points every earlier one missed (torchattacks' MultiAttack, timed per
+stage here).
+
+The table gives, per stage, the robust accuracy of each and the wall time
+(seconds) of each stage. torchattacks installs apart, without its pinned
+dependencies (torch is already there; it imports nothing else at import):
+`pip install --no-deps torchattacks==3.5.1`. Training runs on torch, and
+`--backends` must include torch, where the reference runs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _workers import print_header  # noqa: E402
+from _workers import run_worker  # noqa: E402
+
+EPSILON = {"linf": 0.2, "l2": 1.0}
+STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
+REFERENCE = "torchattacks"
+
+
+def train(method, norm, path):
+    import keras
+
+    import keras_robust as kr
+
+    (x, y), _ = kr.datasets.load_digits()
+    keras.utils.set_random_seed(0)
+    net = kr.architectures.SmallCNN(10, (8, 8, 1))
+    epsilon = EPSILON[norm]
+    options = {"beta": 6.0} if method == "TRADES" else {}
+    model = getattr(kr.models, method)(
+        net,
+        epsilon=epsilon,
+        norm=norm,
+        step_size=epsilon / 4,
+        steps=5,
+        seed=0,
+        **options,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(x, y, batch_size=64, epochs=15, verbose=0)
+    net.save_weights(path)
+    return {}
+
+
+class _Timed:
+    """An attack whose calls add their wall time to `seconds[name]`."""
+
+    def __init__(self, name, attack, seconds):
+        self._name, self._attack, self._seconds = name, attack, seconds
+
+    def __getattr__(self, attribute):
+        return getattr(self._attack, attribute)
+
+    def __call__(self, *args):
+        start = time.perf_counter()
+        result = self._attack(*args)
+        self._seconds[self._name] = (
+            self._seconds.get(self._name, 0.0) + time.perf_counter() - start
+        )
+        return result
+
+
+def ours(x, y, net, norm):
+    import keras_robust as kr
+    from keras_robust.evaluation.autoattack import run_cascade
+
+    autoattack = kr.evaluation.AutoAttack(EPSILON[norm], norm=norm, seed=0)
+    runs = []
+    for _ in ("cold", "warm"):
+        seconds = {}
+
+        def timed(num_classes, seconds=seconds):
+            attacks = autoattack.attacks(num_classes)
+            return {name: _Timed(name, a, seconds) for name, a in attacks.items()}
+
+        _, after = run_cascade(timed, net, x, y)
+        runs.append(
+            {
+                "accuracy": {k: float(v.mean()) for k, v in after.items()},
+                "seconds": seconds,
+            }
+        )
+    return runs
+
+
+def reference(x, y, net, norm):
+    import torch
+    import torchattacks
+
+    class ChannelsFirst(torch.nn.Module):
+        """The Keras NHWC classifier behind torchattacks' NCHW interface."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, images):
+            return self.net(images.permute(0, 2, 3, 1), training=False)
+
+    model = ChannelsFirst(net).eval()
+    epsilon, name = EPSILON[norm], {"linf": "Linf", "l2": "L2"}[norm]
+    common = {"norm": name, "eps": epsilon, "seed": 0}
+    attacks = {
+        "apgd-ce": torchattacks.APGD(model, steps=100, loss="ce", **common),
+        "apgd-t": torchattacks.APGDT(model, steps=100, n_classes=10, **common),
+        "fab-t": torchattacks.FAB(
+            model, steps=100, multi_targeted=True, n_classes=10, **common
+        ),
+        "square": torchattacks.Square(
+            model, n_queries=5000, p_init=0.8, resc_schedule=False, **common
+        ),
+    }
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    labels = torch.from_numpy(y.astype("int64"))
+    with torch.no_grad():
+        robust = model(images).argmax(1) == labels
+    accuracy = {"clean": float(robust.float().mean())}
+    seconds = {}
+    for stage, attack in attacks.items():
+        remaining = torch.nonzero(robust).flatten()
+        start = time.perf_counter()
+        if len(remaining):
+            found = attack(images[remaining], labels[remaining])
+            with torch.no_grad():
+                broken = model(found).argmax(1) != labels[remaining]
+            robust[remaining[broken]] = False
+        seconds[stage] = time.perf_counter() - start
+        accuracy[stage] = float(robust.float().mean())
+    return {"accuracy": accuracy, "seconds": seconds}
+
+
+def attack(path, norm, examples, with_reference):
+    import keras
+
+    import keras_robust as kr
+
+    _, (x_test, y_test) = kr.datasets.load_digits()
+    x, y = x_test[:examples].astype("float32"), y_test[:examples]
+    net = kr.architectures.SmallCNN(10, (8, 8, 1))
+    net.load_weights(path)
+    result = {"backend": keras.backend.backend()}
+    result["cold"], result["warm"] = ours(x, y, net, norm)
+    if with_reference:
+        result[REFERENCE] = reference(x, y, net, norm)
+    return result
+
+
+def worker(arguments):
+    task, *rest = arguments
+    if task == "train":
+        method, norm, path = rest
+        result = train(method, norm, path)
+    else:
+        path, norm, examples, with_reference = rest
+        result = attack(path, norm, int(examples), with_reference == "1")
+    print(json.dumps(result))
+
+
+def print_table(method, norm, results, examples):
+    print()
+    print_header(
+        f"{method}, {norm} epsilon {EPSILON[norm]}, {examples} digits: "
+        "robust accuracy after each stage (seconds of the stage)"
+    )
+    columns = []
+    for result in results:
+        columns.append((f"{result['backend']} cold", result["cold"]))
+        columns.append((f"{result['backend']} warm", result["warm"]))
+        if REFERENCE in result:
+            reference_column = result[REFERENCE]
+    columns.append((REFERENCE, reference_column))
+    print(f"{'stage':8s} " + " ".join(f"{label:>24s}" for label, _ in columns))
+    for stage in STAGES:
+        cells = []
+        for _, run in columns:
+            seconds = run["seconds"].get(stage)
+            time_text = "" if seconds is None else f" ({seconds:7.1f} s)"
+            cells.append(f"{run['accuracy'][stage]:.4f}{time_text}".rjust(24))
+        print(f"{stage:8s} " + " ".join(cells))
+    totals = [sum(run["seconds"].values()) for _, run in columns]
+    print(f"{'total s':8s} " + " ".join(f"{t:24.1f}" for t in totals))
+    reference_final = reference_column["accuracy"]["square"]
+    for label, run in columns[:-1]:
+        worst = max(
+            abs(run["accuracy"][s] - reference_column["accuracy"][s]) for s in STAGES
+        )
+        print(
+            f"{label}: final {run['accuracy']['square'] - reference_final:+.4f} "
+            f"against {REFERENCE}, largest stage difference {worst:.4f}, "
+            f"time {sum(run['seconds'].values()) / totals[-1]:.2f}x"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=argparse.REMAINDER)
+    parser.add_argument("--examples", type=int, default=450)
+    parser.add_argument("--methods", nargs="+", default=["AT", "TRADES"])
+    parser.add_argument("--norms", nargs="+", default=["linf", "l2"])
+    parser.add_argument("--backends", nargs="+", default=["torch", "jax", "tensorflow"])
+    args = parser.parse_args()
+    if args.worker is not None:
+        worker(args.worker)
+        return
+    if "torch" not in args.backends:
+        parser.error("--backends must include torch: the reference runs there.")
+    script = os.path.abspath(__file__)
+    with tempfile.TemporaryDirectory() as folder:
+        for method in args.methods:
+            for norm in args.norms:
+                path = os.path.join(folder, f"{method}-{norm}.weights.h5")
+                result, error = run_worker(
+                    script, "torch", ["train", method, norm, path]
+                )
+                if result is None:
+                    sys.exit(f"training {method} {norm} failed: {error}")
+                results = []
+                for backend in args.backends:
+                    result, error = run_worker(
+                        script,
+                        backend,
+                        [
+                            "attack",
+                            path,
+                            norm,
+                            str(args.examples),
+                            "1" if backend == "torch" else "0",
+                        ],
+                        error_chars=2000,
+                    )
+                    if result is None:
+                        sys.exit(
+                            f"{backend} worker failed (a worker killed for memory "
+                            f"leaves no error; try fewer --examples): {error}"
+                        )
+                    results.append(result)
+                print_table(method, norm, results, args.examples)
+
+
+if __name__ == "__main__":
+    main()
