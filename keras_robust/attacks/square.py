@@ -385,7 +385,7 @@ class Square(Attack):
     def _search(self, forward, x, y, draw_seed):
         init_draws, step_draws = self._draw(draw_seed, x)
 
-        clean_logits = ops.stop_gradient(forward(x))
+        clean_logits = forward(x)
         labels = labels_lib.to_indices(y, clean_logits.shape[-1])
         clean_margin, clean_loss = self._scores(clean_logits, labels)
         attackable = ops.greater(clean_margin, 0.0)
