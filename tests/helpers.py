@@ -95,3 +95,23 @@ def quick_compile_environment(base=None, jax_cache_dir=None, **overrides):
         )
     env.update(overrides)
     return env
+
+
+def run_module(module, *args, env):
+    """Runs `python -m module args...` from the repository root, captured.
+
+    The worker processes of the kill-and-resume tests: a fresh interpreter
+    each, as a restarted job is.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

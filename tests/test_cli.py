@@ -121,6 +121,27 @@ def test_evaluate_reads_the_model_and_prints_the_report(trained, tmp_path, capsy
     assert report.num_examples == 32 and report.backend == BACKEND
 
 
+def test_evaluate_resume_continues_from_its_state_file(trained, tmp_path, capsys):
+    state = tmp_path / "runs" / "state.json"
+    argv = [
+        "evaluate", str(trained[1] / "model.keras"), "--dataset", "digits",
+        "--attack", "pgd20", "--n-samples", "32", "--batch-size", "16",
+        "--no-checks", "--verbose", "1", "--resume", str(state),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert len(json.loads(state.read_text())["batches"]) == 2
+    assert main(argv) == 0
+    second = capsys.readouterr().out
+    assert "Continuing the evaluation saved in" not in first
+    assert "Continuing the evaluation saved in" in second
+    table = [line for line in first.splitlines() if "%" in line]
+    assert table and table == [line for line in second.splitlines() if "%" in line]
+    # Other arguments on the same state: an error naming them, before any attack.
+    assert main([*argv, "--epsilon", "0.05"]) == 1
+    assert "epsilon: saved" in capsys.readouterr().err
+
+
 def test_generate_writes_a_png_grid(trained, tmp_path, capsys):
     path = tmp_path / "samples.png"
     model = str(trained[1] / "model.keras")
@@ -437,7 +458,7 @@ def test_evaluate_a_zoo_model_from_its_checkpoint(monkeypatch, tmp_path, capsys)
     )
     seen = {}
 
-    def report(model, x, y, epsilon, *args):
+    def report(model, x, y, epsilon, *args, **kwargs):
         # The attacks themselves are tested elsewhere; compiling PGD through
         # a ResNet-18 would cost a minute on JAX here.
         seen["logits"] = model.predict(x, verbose=0)

@@ -8,8 +8,6 @@ on JAX and PyTorch), `fit` warns once and names kr.callbacks.BackupAndRestore.
 """
 
 import signal
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 import keras_robust as kr
 from tests.conftest import BACKEND
 from tests.helpers import quick_compile_environment
+from tests.helpers import run_module
 from tests.test_resume import _load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +34,7 @@ def runs(tmp_path_factory):
     )
 
     def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", WORKER, *map(str, args)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return run_module(WORKER, *args, env=env)
 
     first = run("interrupt", out)
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]

@@ -11,8 +11,6 @@ here needs `enable_op_determinism` or `torch.use_deterministic_algorithms`).
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -23,20 +21,14 @@ import keras_robust as kr
 from tests import resume_worker as worker
 from tests.conftest import BACKEND
 from tests.helpers import quick_compile_environment
+from tests.helpers import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED = "WEAT"
 
 
 def _run_worker(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "tests.resume_worker", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_module("tests.resume_worker", *args, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ class Attack:
         if self._compiled_calls is None:
             self._compiled_calls = weakref.WeakKeyDictionary()
         per_model = self._compiled_calls.setdefault(model, {})
-        seed_key = ("int", seed) if isinstance(seed, int) else ("state", id(seed))
+        seed_key = self._seed_key(seed)
         if seed_key not in per_model:
             per_model[seed_key] = None
             return None
@@ -116,6 +116,22 @@ class Attack:
                 self.perturb, forward, variables, seed, draw_seed
             )
         return per_model[seed_key]
+
+    def expect_repeated_calls(self, model):
+        """Makes the next call on `model` (with the attack's own seed) compiled.
+
+        As if a first call had already run: a resumed evaluation
+        (`evaluate_robustness(..., state_path=...)`) runs its attacks as the
+        interrupted process did, compiled after their first batch.
+        """
+        if self._compiled_calls is None:
+            self._compiled_calls = weakref.WeakKeyDictionary()
+        per_model = self._compiled_calls.setdefault(model, {})
+        per_model.setdefault(self._seed_key(self.seed_generator), None)
+
+    @staticmethod
+    def _seed_key(seed):
+        return ("int", seed) if isinstance(seed, int) else ("state", id(seed))
 
     def perturb(self, forward, x, y, draw_seed):
         raise NotImplementedError

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_robust import backend
+from keras_robust.utils import files
 
 _STATE_FILE = "robust_state.json"
 
@@ -141,10 +142,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             "epochs": list(self._epochs),
             "history": self._history,
         }
-        temporary = self._state_path + ".tmp"
-        with open(temporary, "w") as f:
-            json.dump(state, f)
-        os.replace(temporary, self._state_path)
+        files.write_json_atomically(self._state_path, state)
 
     # ---- restore --------------------------------------------------------------
 

@@ -38,7 +38,9 @@ def evaluation_attacks(name, epsilon, seed):
     raise ValueError(f"unknown evaluation attack {name!r}")
 
 
-def robustness_report(model, x, y, epsilon, attack, seed, checks, batch_size, verbose):
+def robustness_report(
+    model, x, y, epsilon, attack, seed, checks, batch_size, verbose, state_path=None
+):
     """`kr.evaluation.evaluate_robustness` with the CLI's attack names."""
     return evaluation.evaluate_robustness(
         model,
@@ -50,6 +52,7 @@ def robustness_report(model, x, y, epsilon, attack, seed, checks, batch_size, ve
         seed=seed,
         checks=checks,
         verbose=min(verbose, 1),
+        state_path=state_path,
     )
 
 
@@ -73,8 +76,9 @@ def run(args):
         x_test, y_test = data.arrays(
             args.dataset, "test", args.data_dir, limit=args.n_samples
         )
-        if args.out is not None:
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        for path in (args.out, args.resume):
+            if path is not None:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     print_settings(
         "evaluate",
         [
@@ -93,6 +97,7 @@ def run(args):
         not args.no_checks,
         args.batch_size,
         args.verbose,
+        state_path=args.resume,
     )
     print(report)
     if args.out is not None:

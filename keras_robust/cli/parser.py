@@ -387,7 +387,7 @@ def _add_evaluate(subparsers, common):
 
             examples:
               keras-robust evaluate runs/demo/model.keras --dataset digits --attack autoattack
-              keras-robust evaluate --zoo Rebuffi2021Fixing_R18_ddpm --checkpoint Rebuffi2021Fixing_R18_ddpm.pt --dataset cifar10
+              keras-robust evaluate --zoo Rebuffi2021Fixing_R18_ddpm --checkpoint Rebuffi2021Fixing_R18_ddpm.pt --dataset cifar10 --resume aa_state.json
             """
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -437,6 +437,14 @@ def _add_evaluate(subparsers, common):
         default=None,
         metavar="FILE",
         help="also write the report as JSON to this file (default: none)",
+    )
+    evaluate.add_argument(
+        "--resume",
+        default=None,
+        metavar="STATE",
+        help="make the evaluation resumable: progress is saved to this JSON "
+        "file after every batch, and a killed run started again with the same "
+        "arguments and --resume STATE continues where it stopped (default: none)",
     )
 
 

@@ -13,6 +13,11 @@ from keras_robust.evaluation.autoattack import AutoAttack
 from keras_robust.evaluation.autoattack import run_cascade
 from keras_robust.evaluation.report import Flag
 from keras_robust.evaluation.report import RobustnessReport
+from keras_robust.evaluation.state import EvaluationState
+from keras_robust.evaluation.state import batch_digest
+from keras_robust.evaluation.state import restore_seed_states
+from keras_robust.evaluation.state import seed_states
+from keras_robust.evaluation.state import weights_digest
 from keras_robust.losses import cross_entropy
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import validation
@@ -42,10 +47,17 @@ class _Cascade:
     """A custom cascade: attacks applied in turn, as AutoAttack does."""
 
     def __init__(self, attacks):
-        self.attacks = attacks
+        self._attacks = attacks
+
+    def attacks(self, num_classes):
+        del num_classes  # The attacks were given for this classifier.
+        return self._attacks
 
     def run(self, model, x, y):
-        return run_cascade(lambda num_classes: self.attacks, model, x, y)
+        return run_cascade(self.attacks, model, x, y)
+
+    def __repr__(self):
+        return f"cascade({self._attacks!r})"
 
 
 def _cascade(attacks, epsilon, norm, seed):
@@ -85,6 +97,7 @@ def evaluate_robustness(
     seed=0,
     checks=True,
     verbose=1,
+    state_path=None,
 ):
     """Clean and robust accuracy of a classifier, with checks for masked gradients.
 
@@ -127,6 +140,15 @@ def evaluate_robustness(
         seed: seed of the attacks.
         checks: run the sanity checks.
         verbose: 1 shows a progress bar, 0 is silent.
+        state_path: a JSON file that makes the evaluation resumable: after
+            each batch, the counts so far and the attacks' random states are
+            written to it atomically. Started again with the same
+            arguments (same model weights, data in the same order, attacks,
+            seed, batch size, backend), a killed evaluation skips the
+            finished batches and ends with the report an uninterrupted run
+            gives (its `seconds` add up both runs). Other arguments raise a
+            ValueError naming them. The file stays when the run ends: a
+            later call only reruns the sanity checks.
 
     Returns:
         A `kr.evaluation.RobustnessReport`; `print(report)` shows a table,
@@ -150,20 +172,48 @@ def evaluate_robustness(
             f"kr.models RobustModel, got {type(model).__name__}."
         )
     validation.check_data(x, y)
+    state = None
+    if state_path is not None:
+        state = EvaluationState.open(
+            state_path,
+            {
+                "epsilon": epsilon,
+                "norm": norm,
+                "protocol": protocol,
+                "attacks": repr(runner),
+                "seed": seed,
+                "batch_size": batch_size if y is not None else None,
+                "num_examples": len(x) if y is not None else None,
+                "backend": backend.BACKEND,
+                "weights_sha256": weights_digest(classifier),
+            },
+        )
+        if state.finished and verbose:
+            print(
+                f"Continuing the evaluation saved in {state.path}: "
+                f"{state.finished} batches done in {state.seconds:.0f} s."
+            )
     start = time.perf_counter()
     total = clean = 0
     robust_after = {}
     check_x, check_y = [], []
     batches = data_lib.iterate_batches(x, y, batch_size)
     progress = keras.utils.Progbar(_num_batches(x, y, batch_size), verbose=verbose)
+    index = -1
     for index, (x_batch, y_batch) in enumerate(batches):
-        _, after = runner.run(classifier, x_batch, y_batch)
+        if state is None:
+            _, after = runner.run(classifier, x_batch, y_batch)
+            examples, correct = len(x_batch), _correct_counts(after)
+        else:
+            examples, correct = _resumable_batch(
+                state, index, runner, classifier, x_batch, y_batch, start
+            )
         y_batch = data_lib.integer_labels(y_batch)
-        total += len(x_batch)
-        clean += int(after["clean"].sum())
-        for name, mask in after.items():
+        total += examples
+        clean += correct["clean"]
+        for name, count in correct.items():
             if name != "clean":
-                robust_after[name] = robust_after.get(name, 0) + int(mask.sum())
+                robust_after[name] = robust_after.get(name, 0) + count
         if checks and sum(len(b) for b in check_x) < CHECK_EXAMPLES:
             check_x.append(x_batch)
             check_y.append(y_batch)
@@ -171,6 +221,8 @@ def evaluate_robustness(
         progress.update(
             index + 1, [("clean", clean / total), ("robust", robust / total)]
         )
+    if state is not None:
+        state.check_complete(index + 1)
     if total == 0:
         raise ValueError("`x` holds no examples.")
     attack_accuracy = {name: count / total for name, count in robust_after.items()}
@@ -192,7 +244,44 @@ def evaluate_robustness(
         y_check = np.concatenate(check_y)[:CHECK_EXAMPLES]
         _run_checks(report, model, classifier, x_check, y_check, seed)
     report.seconds = time.perf_counter() - start
+    if state is not None:
+        report.seconds += state.seconds_at_open
     return report
+
+
+def _correct_counts(after):
+    """`{"clean" or attack: number of points still correct}` from the masks."""
+    return {name: int(mask.sum()) for name, mask in after.items()}
+
+
+def _resumable_batch(state, index, runner, classifier, x, y, start):
+    """(examples, correct counts) of batch `index`: saved, or run and saved."""
+    digest = batch_digest(x, data_lib.integer_labels(y))
+    if index < state.finished:
+        return state.counts(index, digest)
+    if index == state.finished_at_open > 0:
+        # Continue as the interrupted process would have: the attacks'
+        # random states as they were, compiled if they had run before.
+        attacks = runner.attacks(state.num_classes)
+        restore_seed_states(attacks, state.seed_states)
+        called = state.called_attacks()
+        for name, attack in attacks.items():
+            if name in called:
+                attack.expect_repeated_calls(classifier)
+    _, after = runner.run(classifier, x, y)
+    if state.num_classes is None:
+        logits = classifier(x, training=False)
+        state.num_classes = validation.check_logits(logits, where="model")
+    correct = _correct_counts(after)
+    state.record(
+        digest,
+        len(x),
+        correct,
+        state.num_classes,
+        seed_states(runner.attacks(state.num_classes)),
+        state.seconds_at_open + time.perf_counter() - start,
+    )
+    return len(x), correct
 
 
 def _num_batches(x, y, batch_size):
