@@ -1,6 +1,7 @@
 """`evaluate_robustness`: clean and robust accuracy, batch by batch, with sanity flags."""
 
 import itertools
+import sys
 import time
 
 import keras
@@ -41,6 +42,13 @@ RANDOMIZED_TOLERANCE = 1e-4
 # needs 4 logits, untargeted DLR 3, and the targeted attacks 9 targets.
 TARGETED_ATTACKS = ("apgd-t", "fab-t")
 STANDARD_TARGETS = 9
+# Functions whose call inside a forward pass means that it differentiates:
+# TensorFlow's GradientTape.gradient, JAX's grad / value_and_grad / vjp,
+# torch's autograd.grad and Tensor.backward (the reference's check_dynamic
+# watches grad, backward and _make_grads).
+GRADIENT_FUNCTIONS = frozenset(
+    ("gradient", "grad", "value_and_grad", "vjp", "backward", "_make_grads")
+)
 
 
 class _Cascade:
@@ -109,6 +117,8 @@ def evaluate_robustness(
     - "randomized_model": 5 forward passes in inference mode disagree
       (L2-normalised outputs by more than 1e-4, or the correct count);
     - "probability_outputs": the outputs are non-negative rows summing to 1;
+    - "dynamic_model": a forward pass in inference mode computes gradients
+      (a test-time optimisation) or changes the model's variables;
     - "few_classes": the cascade's settings changed for the class count
       (fewer than 9 targets, no targeted DLR below 4 classes, no DLR below 3);
     - "nan_gradients" / "zero_gradients": the input gradient of the
@@ -349,6 +359,77 @@ def _check_outputs(report, classifier, x, y):
             )
         )
     _check_class_count(report, outputs[0].shape[1])
+    _check_dynamic(report, classifier, x)
+
+
+def _check_dynamic(report, classifier, x):
+    """Flags a forward pass that changes the model or differentiates inside.
+
+    The reference's `check_dynamic` traces the forward pass for gradient
+    calls (a defense that optimises at test time); this also compares the
+    model's variables before and after an inference-mode call (a defense
+    that adapts its state to what it sees).
+    """
+    # Seed-generator states advance in every call of a randomized model,
+    # which the randomized_model check covers.
+    variables = [
+        v
+        for v in getattr(classifier, "variables", [])
+        if not v.path.endswith("seed_generator_state")
+    ]
+    before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
+    gradient_calls = _count_calls(
+        lambda: classifier(x, training=False), GRADIENT_FUNCTIONS
+    )
+    changed = [
+        v.path
+        for v, old in zip(variables, before)
+        if not np.array_equal(np.asarray(keras.ops.convert_to_numpy(v.value)), old)
+    ]
+    report.details["dynamic_check"] = {
+        "gradient_calls": gradient_calls,
+        "changed_variables": changed,
+    }
+    reasons = []
+    if gradient_calls:
+        reasons.append(
+            f"it computes gradients inside its forward pass ({gradient_calls} calls)"
+        )
+    if changed:
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        reasons.append(
+            f"an inference-mode call changed {len(changed)} of its variables ({shown})"
+        )
+    if reasons:
+        report.flags.append(
+            Flag(
+                "dynamic_model",
+                "The model looks like a dynamic defense: "
+                + "; ".join(reasons)
+                + ". Its predictions depend on what it saw or optimised at "
+                "test time, and a fixed cascade of attacks may overstate its "
+                "robustness: evaluate it with an adaptive attack.",
+            )
+        )
+
+
+def _count_calls(fn, names):
+    """Runs `fn()`; returns how many Python functions named in `names` it called."""
+    count = 0
+    previous = sys.gettrace()
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if event == "call" and frame.f_code.co_name in names:
+            count += 1
+        return None  # no line-by-line tracing inside the frame
+
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(previous)
+    return count
 
 
 def _check_class_count(report, classes):

@@ -197,8 +197,29 @@ class NoisyLogits(keras.layers.Layer):
         return x + keras.random.normal(ops.shape(x), stddev=0.5, seed=self.noise)
 
 
-def output_flags(model, x, y, attack_names=("apgd-ce",)):
-    """Flags of the output checks alone, for a report of `attack_names`."""
+class AdaptsToItsInputs(keras.layers.Layer):
+    """Subtracts a running mean of what it has seen: state changed in inference."""
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(
+            shape=input_shape[1:], initializer="zeros", trainable=False
+        )
+
+    def call(self, x):
+        self.mean.assign(0.5 * self.mean + 0.5 * ops.mean(x, axis=0))
+        return x - self.mean
+
+
+class PurifiesItsInputs(keras.layers.Layer):
+    """One gradient step on ||x||^2 at test time: a differentiating forward."""
+
+    def call(self, x):
+        gradient = kr.backend.input_gradient(lambda v: ops.sum(ops.square(v)), x)
+        return x - 0.1 * gradient
+
+
+def output_checked(model, x, y, attack_names=("apgd-ce",)):
+    """A report of `attack_names` that went through the output checks alone."""
     from keras_robust.evaluation import evaluate
 
     report = kr.evaluation.RobustnessReport(
@@ -213,6 +234,12 @@ def output_flags(model, x, y, attack_names=("apgd-ce",)):
         backend=kr.backend.BACKEND,
     )
     evaluate._check_outputs(report, model, x, y)
+    return report
+
+
+def output_flags(model, x, y, attack_names=("apgd-ce",)):
+    """Flags of the output checks alone, and the numbers behind them."""
+    report = output_checked(model, x, y, attack_names)
     return {flag.name for flag in report.flags}, report.details["output_check"]
 
 
@@ -231,6 +258,14 @@ def test_output_checks_flag_randomized_probability_and_few_class_models(test_spl
     assert flags == {"randomized_model"} and details["max_difference"] > 1e-4
     probabilities = keras.Model(inputs, ops.softmax(logits))
     assert output_flags(probabilities, x, y)[0] == {"probability_outputs"}
+    for layer, seen in [
+        (AdaptsToItsInputs, "changed 1 of its variables"),
+        (PurifiesItsInputs, "computes gradients inside its forward pass"),
+    ]:
+        dynamic = keras.Model(inputs, plain(layer()(inputs)))
+        report = output_checked(dynamic, x, y)
+        messages = {flag.name: flag.message for flag in report.flags}
+        assert seen in messages["dynamic_model"], layer
     # 10 classes: the standard settings fit; 3: fewer targets, no targeted DLR.
     standard = ("apgd-ce", "apgd-t", "fab-t", "square")
     assert output_flags(plain, x, y, standard)[0] == set()
