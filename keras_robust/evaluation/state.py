@@ -30,6 +30,11 @@ FORMAT_VERSION = 1
 
 def weights_digest(model):
     """SHA-256 of every variable of `model` (names, shapes and values)."""
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            "`state_path` needs a Keras classifier, whose weights identify the "
+            f"saved evaluation; got {type(model).__name__}."
+        )
     digest = hashlib.sha256()
     for variable in model.variables:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable.value))

@@ -125,6 +125,12 @@ def test_other_arguments_are_refused_naming_each(small_run):
         run(model=other)
 
 
+def test_a_plain_callable_cannot_be_resumed(small_run):
+    run, classifier, *_ = small_run
+    with pytest.raises(TypeError, match="`state_path` needs a Keras classifier"):
+        run(model=lambda x, training=False: classifier(x))
+
+
 def test_other_data_of_the_same_size_is_refused(small_run):
     run, _, x, y, _ = small_run
     run()
