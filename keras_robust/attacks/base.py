@@ -95,9 +95,7 @@ class Attack:
         saves. Repeated calls (attacking batch after batch) reuse one
         compiled function, several times faster than running op by op.
         """
-        if self._compiled_calls is None:
-            self._compiled_calls = weakref.WeakKeyDictionary()
-        per_model = self._compiled_calls.setdefault(model, {})
+        per_model = self._calls_on(model)
         seed_key = self._seed_key(seed)
         if seed_key not in per_model:
             per_model[seed_key] = None
@@ -124,10 +122,13 @@ class Attack:
         (`evaluate_robustness(..., state_path=...)`) runs its attacks as the
         interrupted process did, compiled after their first batch.
         """
+        self._calls_on(model).setdefault(self._seed_key(self.seed_generator), None)
+
+    def _calls_on(self, model):
+        """`{seed key: compiled call, or None after one eager call}` for `model`."""
         if self._compiled_calls is None:
             self._compiled_calls = weakref.WeakKeyDictionary()
-        per_model = self._compiled_calls.setdefault(model, {})
-        per_model.setdefault(self._seed_key(self.seed_generator), None)
+        return self._compiled_calls.setdefault(model, {})
 
     @staticmethod
     def _seed_key(seed):
