@@ -78,6 +78,11 @@ class APGD(Attack):
         restarts: random restarts per target, >= 1.
         rho: oscillation threshold of condition (1), in (0, 1].
         momentum: alpha, in [0, 1].
+        eot_iter: forward-backward passes averaged per gradient, >= 1:
+            expectation over transformation for randomized defenses
+            (AutoAttack version="rand": 20), g = (1/E) sum_e grad L(f_e(x))
+            over E random draws of the model; the loss and the prediction
+            that decide progress and success are the last pass's.
         clip_min, clip_max: valid input range.
         seed: seed of the attack's own generator.
 
@@ -100,6 +105,7 @@ class APGD(Attack):
         restarts=1,
         rho=0.75,
         momentum=0.75,
+        eot_iter=1,
         clip_min=0.0,
         clip_max=1.0,
         seed=None,
@@ -119,6 +125,7 @@ class APGD(Attack):
         )
         if self.momentum > 1:
             raise ValueError(f"`momentum` must be in [0, 1]; got {momentum!r}.")
+        self.eot_iter = validation.positive_integer(eot_iter, "eot_iter")
 
     @property
     def runs(self):
@@ -177,7 +184,7 @@ class APGD(Attack):
             ops.cast(ops.argmax(clean_logits, axis=-1), labels.dtype), labels
         )
         lowest = ops.full(ops.shape(labels), -np.inf, "float32")
-        result, _, _ = ops.fori_loop(0, self.runs, run, (x, misclassified, lowest))
+        result, _, _ = backend.fori_loop(0, self.runs, run, (x, misclassified, lowest))
         return ops.stop_gradient(result)
 
     def _ascend(self, forward, objective, x, labels, start):
@@ -186,13 +193,26 @@ class APGD(Attack):
         is_checkpoint = ops.convert_to_tensor(is_checkpoint)
         window = ops.convert_to_tensor(window)
 
-        def evaluate(x_adv):
-            def total(v):
-                logits = forward(v)
-                values = objective(logits)
-                return ops.sum(values), (values, logits)
+        def total(v):
+            logits = forward(v)
+            values = objective(logits)
+            return ops.sum(values), (values, logits)
 
+        def evaluate(x_adv):
             gradient, (values, logits) = backend.input_gradient_with_aux(total, x_adv)
+            if self.eot_iter > 1:
+                # Expectation over transformation: the mean gradient of
+                # eot_iter passes; loss and prediction of the last one, as
+                # the reference (autopgd_base.py, attack_single_run).
+                def draw(_, carry):
+                    gradient_sum, _, _ = carry
+                    gradient, aux = backend.input_gradient_with_aux(total, x_adv)
+                    return (gradient_sum + gradient, *aux)
+
+                gradient, values, logits = backend.fori_loop(
+                    1, self.eot_iter, draw, (gradient, values, logits)
+                )
+                gradient = gradient / self.eot_iter
             predicted = ops.cast(ops.argmax(logits, axis=-1), labels.dtype)
             return gradient, values, ops.not_equal(predicted, labels)
 
@@ -264,7 +284,7 @@ class APGD(Attack):
                 ),
             }
 
-        s = ops.fori_loop(0, self.steps, iterate, state)
+        s = backend.fori_loop(0, self.steps, iterate, state)
         return s["adv"], s["fooled"], s["x_best"], s["loss_best"]
 
     def get_config(self):
@@ -276,5 +296,6 @@ class APGD(Attack):
             restarts=self.restarts,
             rho=self.rho,
             momentum=self.momentum,
+            eot_iter=self.eot_iter,
         )
         return config

@@ -8,6 +8,7 @@ from keras import ops
 from keras_robust import backend
 from keras_robust.attacks import norms
 from keras_robust.layers.attack_phase import attack_phase
+from keras_robust.utils import random_state
 from keras_robust.utils import validation
 
 
@@ -92,15 +93,17 @@ class Attack:
         """A compiled call for (model, seed) from the second call on, else None.
 
         A one-off call runs directly: compiling it would cost more than it
-        saves. Repeated calls (attacking batch after batch) reuse one
+        saves (except on a model with seed generators, compiled at once). Repeated calls (attacking batch after batch) reuse one
         compiled function, several times faster than running op by op.
         """
         per_model = self._calls_on(model)
         seed_key = self._seed_key(seed)
-        if seed_key not in per_model:
+        # A randomized model is compiled from the first call: on JAX its
+        # random state threads through the attack's loops only there.
+        if seed_key not in per_model and not random_state.random_state_variables(model):
             per_model[seed_key] = None
             return None
-        if per_model[seed_key] is None:
+        if per_model.get(seed_key) is None:
             variables = None
             if isinstance(model, keras.layers.Layer):
                 # The cache must not keep the model alive: it is keyed weakly.

@@ -417,7 +417,7 @@ def _search(
     stall_tolerance = _STALL * ops.relu(value_at_x)
     no_distance = ops.full_like(x_flat[:, 0], np.inf)
     initial = (current, x_flat, no_distance, no_distance < 0)
-    _, best, _, found = ops.fori_loop(0, steps, iteration, initial)
+    _, best, _, found = backend.fori_loop(0, steps, iteration, initial)
     if refine_steps:
         best = _refine(has_crossed, x_flat, best, refine_steps)
     return ops.stop_gradient(ops.reshape(best, shape)), ops.stop_gradient(found)
@@ -452,7 +452,7 @@ def _closest_linearisation(margins, count, norm):
 
         far = ops.full_like(flat[:, 0], np.inf)
         state = (far, ops.zeros_like(far), ops.zeros_like(flat))
-        _, value, gradient = ops.fori_loop(0, count, column, state)
+        _, value, gradient = backend.fori_loop(0, count, column, state)
         return value, gradient
 
     return linearise
@@ -469,7 +469,7 @@ def _refine(has_crossed, x_flat, best, refine_steps):
         return ops.where(crossed, low, middle), ops.where(crossed, middle, high)
 
     zeros = ops.zeros_like(x_flat[:, 0])
-    _, high = ops.fori_loop(0, refine_steps, bisect, (zeros, zeros + 1.0))
+    _, high = backend.fori_loop(0, refine_steps, bisect, (zeros, zeros + 1.0))
     return x_flat + high[:, None] * segment
 
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_robust import backend
 from keras_robust.attacks import boundary
 from keras_robust.attacks import norms
 from keras_robust.attacks import objectives
@@ -161,7 +162,7 @@ class FAB(Attack):
             )
 
         far = ops.full(ops.shape(labels), float("inf"), "float32")
-        best, distance = ops.fori_loop(0, self.runs, run, (x, far))
+        best, distance = backend.fori_loop(0, self.runs, run, (x, far))
         within = ops.less_equal(distance, self.epsilon * (1 + 1e-6))
         # As the reference, which attacks only the points the model gets right:
         # a misclassified x needs no perturbation.

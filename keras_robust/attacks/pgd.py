@@ -147,7 +147,7 @@ class PGD(Attack):
                 )
                 return self.project(x_adv, x)
 
-            return ops.fori_loop(0, self.steps, step, x_start)
+            return backend.fori_loop(0, self.steps, step, x_start)
 
         if self.restarts == 1:
             return ops.stop_gradient(ascend(starts[0]))
@@ -175,7 +175,7 @@ class PGD(Attack):
             ops.zeros_like(x), axis=tuple(range(1, len(x.shape)))
         )
         initial = (x, ops.cast(per_sample_zeros, "bool"), per_sample_zeros - 1e30)
-        best_x, _, _ = ops.fori_loop(0, self.restarts, restart, initial)
+        best_x, _, _ = backend.fori_loop(0, self.restarts, restart, initial)
         return ops.stop_gradient(best_x)
 
     def get_config(self):

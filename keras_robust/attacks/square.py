@@ -425,7 +425,7 @@ class Square(Attack):
             ops.logical_not(attackable),
             zeros,
         )
-        result, _, _, queries = ops.fori_loop(0, self.restarts, restart, state)
+        result, _, _, queries = backend.fori_loop(0, self.restarts, restart, state)
         return result, queries
 
     def _run(self, forward, x, labels, attackable, init_draws, step_draws):
@@ -478,7 +478,7 @@ class Square(Attack):
             running,
             queries,
         )
-        _, x_best, margin, loss, _, queries = ops.while_loop(condition, body, state)
+        _, x_best, margin, loss, _, queries = backend.while_loop(condition, body, state)
         return x_best, margin, loss, queries
 
     def _window_tables(self, x):

@@ -31,6 +31,11 @@ Keras layers. This package supplies, per backend:
   jit_compile=False)`: an eager attack call (or Langevin chain) compiled once
   and reused (weights passed as arguments on JAX), so attacking batch after
   batch does not re-trace the loop; TensorFlow uses XLA when `jit_compile`.
+- `fori_loop(lower, upper, body, init)` / `while_loop(cond, body,
+  loop_vars, maximum_iterations=None)`: `keras.ops`' loops, which on JAX
+  also carry the seed-generator states of the stateless scope they run in,
+  so that a randomized model (noise at inference) can be called in a loop
+  body; attacks and samplers loop with these.
 - `resolve_jit_compile(jit_compile)`: what `jit_compile="auto"` means here
   (Keras' rule: JAX always XLA; TensorFlow XLA only with a GPU).
 - `global_rng_state()` / `set_global_rng_state(state)`: the state (JSON
@@ -63,6 +68,7 @@ INTERFACE = (
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "fori_loop",
     "global_rng_state",
     "input_gradient",
     "input_gradient_with_aux",
@@ -70,6 +76,7 @@ INTERFACE = (
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",
+    "while_loop",
     "weight_gradient",
     "weight_jvp",
 )

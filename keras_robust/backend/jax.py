@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_robust.utils import random_state
+
 
 def input_gradient(fn, x):
     """Gradient of the scalar `fn(x)` with respect to the array `x`."""
@@ -86,22 +88,29 @@ def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=Fal
     seed_variables = (
         [seed.state] if isinstance(seed, keras.random.SeedGenerator) else []
     )
+    # What a call advances: the attack's seed and a randomized model's own.
+    advanced = [
+        index
+        for index, variable in enumerate(variables + seed_variables)
+        if index >= len(variables) or random_state.is_random_state(variable)
+    ]
 
     @jax.jit
     def stateless(values, seed_values, x, y):
-        x_adv, new_seed_values = _run_stateless(
+        x_adv, new_values = _run_stateless(
             lambda: perturb(forward, x, y, draw_seed),
             variables + seed_variables,
             list(values) + list(seed_values),
         )
-        return x_adv, new_seed_values[len(variables) :]
+        return x_adv, [new_values[index] for index in advanced]
 
     def call(x, y):
-        x_adv, seed_values = stateless(
+        all_variables = variables + seed_variables
+        x_adv, new_values = stateless(
             [v.value for v in variables], [v.value for v in seed_variables], x, y
         )
-        for variable, value in zip(seed_variables, seed_values):
-            variable.assign(value)
+        for index, value in zip(advanced, new_values):
+            all_variables[index].assign(value)
         return x_adv
 
     return call
@@ -117,15 +126,82 @@ def _run_stateless(fn, variables, values, collect_losses=False):
     back through `Layer.losses`.
     """
     mapping = list(zip(variables, values))
+    states = [v for v in variables if random_state.is_random_state(v)]
     with keras.StatelessScope(
         state_mapping=mapping, collect_losses=collect_losses
     ) as scope:
-        outputs = fn()
+        _CARRIED.append((scope, states))
+        try:
+            outputs = fn()
+        finally:
+            _CARRIED.pop()
     new_values = []
     for variable, value in zip(variables, values):
         new_value = scope.get_current_value(variable)
         new_values.append(value if new_value is None else new_value)
     return outputs, new_values
+
+
+# (scope, seed-generator states) of the innermost `_run_stateless`: the loops
+# below carry those states. A state that a loop body advances (a randomized
+# model's noise) is a tracer of that body, and leaks if the scope keeps it.
+_CARRIED = []
+
+
+def fori_loop(lower, upper, body, init):
+    """`keras.ops.fori_loop` that also carries the scope's random states."""
+    if not _CARRIED or not _CARRIED[-1][1]:
+        return jax.lax.fori_loop(lower, upper, body, init)
+    scope, states = _CARRIED[-1]
+
+    def carrying(i, carry):
+        values, inner = carry
+        _bind(scope, states, values)
+        inner = body(i, inner)
+        return _current(scope, states), inner
+
+    values, out = jax.lax.fori_loop(
+        lower, upper, carrying, (_current(scope, states), init)
+    )
+    _bind(scope, states, values)
+    return out
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None):
+    """`keras.ops.while_loop` that also carries the scope's random states."""
+    if not _CARRIED or not _CARRIED[-1][1]:
+        return keras.ops.while_loop(cond, body, loop_vars, maximum_iterations)
+    scope, states = _CARRIED[-1]
+    is_tuple = isinstance(loop_vars, (tuple, list))
+    inner = tuple(loop_vars) if is_tuple else (loop_vars,)
+
+    def carrying_cond(values, *args):
+        _bind(scope, states, values)
+        return cond(*args)
+
+    def carrying_body(values, *args):
+        _bind(scope, states, values)
+        out = body(*args)
+        out = tuple(out) if is_tuple else (out,)
+        return (_current(scope, states), *out)
+
+    values, *out = keras.ops.while_loop(
+        carrying_cond,
+        carrying_body,
+        (_current(scope, states), *inner),
+        maximum_iterations,
+    )
+    _bind(scope, states, values)
+    return tuple(out) if is_tuple else out[0]
+
+
+def _current(scope, states):
+    return [scope.get_current_value(v) for v in states]
+
+
+def _bind(scope, states, values):
+    for variable, value in zip(states, values):
+        scope.add_update((variable, value))
 
 
 def _perturbed(values, perturbation):
@@ -267,6 +343,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "fori_loop",
     "global_rng_state",
     "input_gradient",
     "input_gradient_with_aux",
@@ -274,6 +351,7 @@ __all__ = [
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",
+    "while_loop",
     "weight_gradient",
     "weight_jvp",
 ]

@@ -98,6 +98,16 @@ def is_tracing(x):
     return _INSIDE_STEP[0] or torch.compiler.is_compiling()
 
 
+def fori_loop(lower, upper, body, init):
+    """`keras.ops.fori_loop`: variables a body advances are assigned in place."""
+    return keras.ops.fori_loop(lower, upper, body, init)
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None):
+    """`keras.ops.while_loop` (see `fori_loop`)."""
+    return keras.ops.while_loop(cond, body, loop_vars, maximum_iterations)
+
+
 def resolve_jit_compile(jit_compile):
     """`"auto"` is eager, as Keras' own torch default (no `torch.compile`)."""
     if jit_compile == "auto":
@@ -230,6 +240,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "fori_loop",
     "global_rng_state",
     "input_gradient",
     "input_gradient_with_aux",
@@ -237,6 +248,7 @@ __all__ = [
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",
+    "while_loop",
     "weight_gradient",
     "weight_jvp",
 ]

@@ -48,6 +48,16 @@ def use_fast_compiling_random():
     return False
 
 
+def fori_loop(lower, upper, body, init):
+    """`keras.ops.fori_loop`: variables a body advances are assigned in place."""
+    return keras.ops.fori_loop(lower, upper, body, init)
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None):
+    """`keras.ops.while_loop` (see `fori_loop`)."""
+    return keras.ops.while_loop(cond, body, loop_vars, maximum_iterations)
+
+
 def compile_function(fn, jit_compile=True):
     raise _unsupported("Compiling attacks")
 
@@ -72,6 +82,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "fori_loop",
     "global_rng_state",
     "input_gradient",
     "input_gradient_with_aux",
@@ -79,6 +90,7 @@ __all__ = [
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",
+    "while_loop",
     "weight_gradient",
     "weight_jvp",
 ]

@@ -275,7 +275,7 @@ class LangevinSampler:
             def body(i, carry):
                 return step(i, *carry)
 
-            x, _ = ops.fori_loop(0, self.steps, body, (x0, velocity))
+            x, _ = backend.fori_loop(0, self.steps, body, (x0, velocity))
             return x
 
         num_snapshots = self.steps // every + 1
@@ -293,7 +293,7 @@ class LangevinSampler:
             trajectory = ops.slice_update(trajectory, _origin(slot, x0), x[None])
             return x, velocity, trajectory
 
-        x, _, trajectory = ops.fori_loop(
+        x, _, trajectory = backend.fori_loop(
             0, self.steps, body_with_snapshots, (x0, velocity, trajectory)
         )
         return x, trajectory[:num_snapshots]

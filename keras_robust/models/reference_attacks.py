@@ -79,7 +79,7 @@ class _ReferencePGD(PGD):
             gradient = backend.input_gradient(total_objective, x_adv)
             return self.step(index, x_adv, x, gradient, noise)
 
-        return ops.stop_gradient(ops.fori_loop(0, self.steps, body, x_start))
+        return ops.stop_gradient(backend.fori_loop(0, self.steps, body, x_start))
 
 
 @keras.saving.register_keras_serializable(package="keras_robust")

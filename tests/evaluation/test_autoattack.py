@@ -32,8 +32,26 @@ def test_standard_is_the_four_attack_protocol():
     # Fewer classes: every other class is a target; targeted CE below 4 classes.
     assert autoattack.attacks(2)["apgd-t"].loss == "ce"
     assert autoattack.attacks(2)["fab-t"].targets == 1
-    with pytest.raises(ValueError, match="version"):
-        kr.evaluation.AutoAttack(8 / 255, version="rand")
+    with pytest.raises(ValueError, match="version.*'rand'"):
+        kr.evaluation.AutoAttack(8 / 255, version="random")
+
+
+def test_rand_line_up_is_the_references():
+    # fra31/auto-attack autoattack.py, set_version("rand"): apgd-ce and
+    # apgd-dlr, the same APGD with 1 restart and eot_iter 20.
+    rand = kr.evaluation.AutoAttack(8 / 255, version="rand")
+    cascade = rand.attacks(num_classes=10)
+    assert list(cascade) == ["apgd-ce", "apgd-dlr"]
+    assert rand.protocol == "autoattack-rand"
+    for attack, loss in zip(cascade.values(), ("ce", "dlr")):
+        assert (attack.loss, attack.targets, attack.restarts) == (loss, None, 1)
+        assert (attack.steps, attack.eot_iter) == (100, 20)
+    # Only "rand" averages gradients.
+    for version in ("standard", "plus", "fast"):
+        cascade = kr.evaluation.AutoAttack(8 / 255, version=version).attacks(10)
+        assert {
+            a.eot_iter for a in cascade.values() if isinstance(a, kr.attacks.APGD)
+        } == {1}
 
 
 def test_plus_and_custom_line_ups_are_the_references():
@@ -117,3 +135,18 @@ def test_square_flags_a_masked_model(digits):
     names = {flag.name for flag in report.flags}
     assert {"zero_gradients", "black_box_beats_white_box"} <= names, str(report)
     assert report.attack_accuracy["apgd-ce"] - report.attack_accuracy["square"] > 0.1
+
+
+def test_rand_version_attacks_a_randomized_model():
+    """The full version="rand" cascade on a model drawing noise at inference."""
+    from tests.evaluation.test_evaluate_robustness import NoisyLogits
+
+    model, x, y, _, epsilon = linear_binary_problem("linf")
+    inputs = keras.Input((6,))
+    noisy = keras.Model(inputs, NoisyLogits()(model(inputs)))
+    rand = kr.evaluation.AutoAttack(epsilon, version="rand", seed=0)
+    x_adv = keras.ops.convert_to_numpy(rand(noisy, x[:32], y[:32]))
+    assert list(rand.last_robust_accuracy) == ["clean", "apgd-ce", "apgd-dlr"]
+    assert np.abs(x_adv - x[:32]).max() <= epsilon + 1e-6
+    accuracies = list(rand.last_robust_accuracy.values())
+    assert accuracies == sorted(accuracies, reverse=True)

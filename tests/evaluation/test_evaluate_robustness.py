@@ -218,7 +218,7 @@ class PurifiesItsInputs(keras.layers.Layer):
         return x - 0.1 * gradient
 
 
-def output_checked(model, x, y, attack_names=("apgd-ce",)):
+def output_checked(model, x, y, attack_names=("apgd-ce",), protocol="custom"):
     """A report of `attack_names` that went through the output checks alone."""
     from keras_robust.evaluation import evaluate
 
@@ -229,7 +229,7 @@ def output_checked(model, x, y, attack_names=("apgd-ce",)):
         num_examples=len(x),
         epsilon=EPSILON,
         norm="linf",
-        protocol="custom",
+        protocol=protocol,
         seconds=0.0,
         backend=kr.backend.BACKEND,
     )
@@ -256,6 +256,12 @@ def test_output_checks_flag_randomized_probability_and_few_class_models(test_spl
     noisy = keras.Model(inputs, NoisyLogits()(logits))
     flags, details = output_flags(noisy, x, y)
     assert flags == {"randomized_model"} and details["max_difference"] > 1e-4
+    # AutoAttack's version for randomized defenses expects it (as the
+    # reference, which skips its check there).
+    report = output_checked(noisy, x, y, ("apgd-ce", "apgd-dlr"), "autoattack-rand")
+    assert (
+        report.flags == [] and report.details["output_check"]["max_difference"] > 1e-4
+    )
     probabilities = keras.Model(inputs, ops.softmax(logits))
     assert output_flags(probabilities, x, y)[0] == {"probability_outputs"}
     for layer, seen in [
