@@ -121,6 +121,30 @@ def test_evaluate_reads_the_model_and_prints_the_report(trained, tmp_path, capsy
     assert report.num_examples == 32 and report.backend == BACKEND
 
 
+def test_evaluate_norm_and_version(trained, tmp_path, capsys):
+    path = tmp_path / "report.json"
+    model = str(trained[1] / "model.keras")
+    common = [
+        "evaluate", model, "--dataset", "digits", "--n-samples", "16",
+        "--no-checks", "--verbose", "0",
+    ]  # fmt: skip
+    argv = [*common, "--norm", "l1", "--epsilon", "2", "--attack", "apgd"]
+    assert main([*argv, "--out", str(path)]) == 0
+    assert "apgd, L1 epsilon 2 (--epsilon)" in capsys.readouterr().out
+    report = kr.evaluation.RobustnessReport.from_json(path)
+    assert report.norm == "l1" and report.epsilon == 2.0
+    assert json.loads(path.read_text())["threat_model"] == "L1"
+    # Refused before any attack runs, naming what cannot be combined.
+    for extra, message in [
+        (["--attack", "pgd20", "--version", "rand"], "--attack pgd20 has none"),
+        (["--norm", "l1", "--epsilon", "2", "--attack", "pgd20"], "PGD has no 'l1'"),
+        (["--norm", "l1", "--epsilon", "2"], "fab-t, square"),
+        (["--norm", "l2"], "--norm l2 needs --epsilon"),
+    ]:
+        assert main([*common, *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+
+
 def test_evaluate_resume_continues_from_its_state_file(trained, tmp_path, capsys):
     state = tmp_path / "runs" / "state.json"
     argv = [
@@ -379,9 +403,11 @@ def test_console_script_and_argument_types():
     assert script.value == "keras_robust.cli:main"
     assert cli_parser.number("8/255") == pytest.approx(8 / 255)
     assert cli_parser.positive_number("0.2") == 0.2
-    assert evaluation_attacks("autoattack", 0.1, 0) == "standard"
-    assert evaluation_attacks("autoattack-fast", 0.1, 0) == "fast"
-    assert evaluation_attacks("autoattack-plus", 0.1, 0) == "plus"
+    assert evaluation_attacks("autoattack", 0.1, 0).version == "standard"
+    assert evaluation_attacks("autoattack-fast", 0.1, 0).version == "fast"
+    assert evaluation_attacks("autoattack-plus", 0.1, 0).version == "plus"
+    rand = evaluation_attacks("autoattack", 0.1, 0, "l2", "rand")
+    assert (rand.version, rand.norm) == ("rand", "l2")
     [apgd] = evaluation_attacks("apgd", 0.1, 0).values()
     assert isinstance(apgd, kr.attacks.APGD) and apgd.steps == 100
     [pgd] = evaluation_attacks("pgd20", 0.1, 0).values()
@@ -408,12 +434,14 @@ ZOO_BAD_ARGUMENTS = {
     ],
     "neither model nor zoo": ["evaluate", "--dataset", "digits"],
     "no checkpoint anywhere": ["evaluate", "--zoo", "Standard", "--dataset", "cifar10"],
-    "L2 model in the L-inf evaluation": [
+    "L1 evaluation of an L2 model without epsilon": [
         "evaluate",
         "--zoo",
         "Standard",
         "--threat-model",
         "L2",
+        "--norm",
+        "l1",
         "--dataset",
         "cifar10",
     ],
@@ -433,7 +461,7 @@ def test_zoo_bad_arguments_give_one_line_and_status_2(
     if argv == ZOO_BAD_ARGUMENTS["no checkpoint anywhere"]:
         assert "drive.google.com" in line and "checkpoint=" in line
     if "L2" in argv:
-        assert "L-inf only" in line and "norm='l2'" in line
+        assert "--norm l1 needs --epsilon" in line
     if "Gowal2020Uncoverin" in argv:
         assert "Gowal2020Uncovering_70_16" in line
 

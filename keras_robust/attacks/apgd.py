@@ -1,5 +1,7 @@
 """Auto-PGD (Croce & Hein, 2020): PGD with momentum and an adaptive step size."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -36,6 +38,50 @@ def checkpoints(steps):
     return is_checkpoint, window
 
 
+def l1_checkpoints(steps):
+    """The L1 checkpoints: every max(int(0.04 n), 1) iterations (reference)."""
+    every = max(int(0.04 * steps), 1)
+    return (np.arange(steps) + 1) % every == 0
+
+
+def epsilon_stages(steps):
+    """[(epsilon multiple, iterations)] of the reference's `use_largereps`.
+
+    3 epsilon, 2 epsilon, then epsilon, for ceil(0.3 n), ceil(0.3 n) and the
+    remaining iterations.
+    """
+    first = math.ceil(0.3 * steps)
+    return [(3.0, first), (2.0, first), (1.0, steps - 2 * first)]
+
+
+def l0_norm(delta):
+    """Per-sample count of non-zero entries, float (batch,)."""
+    return ops.sum(
+        ops.cast(ops.not_equal(norms.flatten(delta), 0.0), "float32"), axis=1
+    )
+
+
+def sparse_sign_direction(gradient, topk):
+    """The reference's L1 step direction from a top-k fraction per sample.
+
+    Keeps the entries with |g_i| at least the value at position
+    floor((1 - topk) d) of the sorted |g| (the largest topk share), and
+    returns sign(g_kept) / (||sign(g_kept)||_1 + 1e-10).
+    """
+    flat = norms.flatten(ops.abs(gradient))
+    features = flat.shape[-1]
+    position = ops.cast(
+        ops.clip(ops.floor((1.0 - topk) * features), 0, features - 1), "int32"
+    )
+    threshold = ops.take_along_axis(ops.sort(flat, axis=1), position[:, None], axis=1)
+    threshold = ops.reshape(threshold, (-1,) + (1,) * (len(gradient.shape) - 1))
+    kept = ops.sign(gradient) * ops.cast(
+        ops.greater_equal(ops.abs(gradient), threshold), gradient.dtype
+    )
+    size = ops.sum(ops.abs(kept), axis=tuple(range(1, len(gradient.shape))))
+    return kept / (norms.per_sample(size, gradient) + 1e-10)
+
+
 @keras.saving.register_keras_serializable(package="keras_robust")
 class APGD(Attack):
     """Auto-PGD: momentum PGD whose step size halves when progress stalls.
@@ -70,7 +116,7 @@ class APGD(Attack):
     Args:
         epsilon: radius of the ball, > 0.
         steps: iterations per run, >= 1 (AutoAttack: 100).
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1" (the sparse L1 form below).
         loss: "ce" or "dlr" (untargeted); with `targets`, "dlr" is the
             targeted DLR loss and "ce" the targeted cross-entropy.
         targets: None (untargeted) or the number of target classes, 1 to
@@ -83,12 +129,27 @@ class APGD(Attack):
             (AutoAttack version="rand": 20), g = (1/E) sum_e grad L(f_e(x))
             over E random draws of the model; the loss and the prediction
             that decide progress and success are the last pass's.
+        decreasing_epsilon: L1 only, the reference's `use_largereps`:
+            three stages at 3, 2 and 1 times epsilon (ceil(0.3 n),
+            ceil(0.3 n) and the remaining iterations), each from the last
+            stage's best point projected onto its ball; success counts in
+            the last stage only. Needs steps >= 3.
         clip_min, clip_max: valid input range.
         seed: seed of the attack's own generator.
+
+    L1 (Croce & Hein, "Mind the box", 2021; the reference's L1 branch):
+    the start is x + t, t ~ N(0, I), projected onto the L1 ball and the box
+    (`norms.l1_box_projection`); no momentum; the step eta_0 = epsilon
+    moves along sign(g') / ||sign(g')||_1, g' the top-k share of |g|; every
+    max(int(0.04 n), 1) iterations, with nnz = ||x_max - x||_0: where nnz
+    fell below 95% of its last value the step resets to epsilon and the run
+    restarts from x_max, else the step shrinks by 1.5 (within
+    [epsilon / 10, epsilon]); the share becomes nnz / d / 1.5 (first 0.2).
 
     Example:
     >>> apgd_ce = kr.attacks.APGD(epsilon=8/255, steps=100, loss="ce")
     >>> apgd_t = kr.attacks.APGD(epsilon=8/255, steps=100, loss="dlr", targets=9)
+    >>> apgd_l1 = kr.attacks.APGD(epsilon=12.0, norm="l1", decreasing_epsilon=True)
     >>> x_adv = apgd_t(classifier, x, y)
 
     Reference: Croce & Hein, "Reliable evaluation of adversarial robustness
@@ -106,6 +167,7 @@ class APGD(Attack):
         rho=0.75,
         momentum=0.75,
         eot_iter=1,
+        decreasing_epsilon=False,
         clip_min=0.0,
         clip_max=1.0,
         seed=None,
@@ -126,6 +188,23 @@ class APGD(Attack):
         if self.momentum > 1:
             raise ValueError(f"`momentum` must be in [0, 1]; got {momentum!r}.")
         self.eot_iter = validation.positive_integer(eot_iter, "eot_iter")
+        self.decreasing_epsilon = validation.boolean(
+            decreasing_epsilon, "decreasing_epsilon"
+        )
+        if self.decreasing_epsilon and self.norm != "l1":
+            raise ValueError(
+                "`decreasing_epsilon` is the L1 schedule of the reference "
+                f"(use_largereps); norm={self.norm!r} runs without it."
+            )
+        if self.decreasing_epsilon and self.steps < len(self.EPSILON_STAGES):
+            raise ValueError(
+                "`decreasing_epsilon` needs `steps` >= 3 (one per stage); "
+                f"got steps={steps!r}."
+            )
+
+    NORMS = ("linf", "l2", "l1")
+    # Epsilon multiples of the decreasing schedule (`epsilon_stages`).
+    EPSILON_STAGES = (3.0, 2.0, 1.0)
 
     @property
     def runs(self):
@@ -150,7 +229,7 @@ class APGD(Attack):
             x,
             self.runs,
             "sphere",
-            self.epsilon,
+            self.epsilon * (self.EPSILON_STAGES[0] if self.decreasing_epsilon else 1),
             self.norm,
             self.clip_min,
             self.clip_max,
@@ -160,7 +239,7 @@ class APGD(Attack):
         def run(index, state):
             result, broken, best_loss = state
             target = pick_target(index)
-            adv, fooled, x_best, loss_best = self._ascend(
+            adv, fooled, x_best, loss_best = self._run_stages(
                 forward,
                 self._objective(labels, target),
                 x,
@@ -187,9 +266,44 @@ class APGD(Attack):
         result, _, _ = backend.fori_loop(0, self.runs, run, (x, misclassified, lowest))
         return ops.stop_gradient(result)
 
-    def _ascend(self, forward, objective, x, labels, start):
-        """One APGD run; returns (last misclassified iterate, fooled, x_max, max loss)."""
-        is_checkpoint, window = checkpoints(self.steps)
+    def _run_stages(self, forward, objective, x, labels, start):
+        """One run: a single `_ascend`, or the decreasing-epsilon stages.
+
+        With `decreasing_epsilon`, each stage starts from the previous
+        stage's best point projected onto its smaller ball; only the last
+        stage (at epsilon) decides success, as the reference's
+        `decr_eps_pgd`.
+        """
+        if not self.decreasing_epsilon:
+            return self._ascend(
+                forward, objective, x, labels, start, self.epsilon, self.steps
+            )
+        # Every stage starts from a given point (the first from x + N(0, I)
+        # projected onto the 3 epsilon ball), so its top-k fraction comes
+        # from that point's sparsity.
+        for scale, steps in epsilon_stages(self.steps):
+            epsilon = scale * self.epsilon
+            start = self.project(start, x, epsilon)
+            adv, fooled, start, loss_best = self._ascend(
+                forward, objective, x, labels, start, epsilon, steps, True
+            )
+        return adv, fooled, start, loss_best
+
+    def _ascend(
+        self, forward, objective, x, labels, start, epsilon, steps, from_init=False
+    ):
+        """One APGD run; returns (last misclassified iterate, fooled, x_max, max loss).
+
+        `from_init`: L1 only, the start is a given point (the decreasing
+        schedule's), whose sparsity sets the first top-k fraction; else
+        the fraction starts at 0.2.
+        """
+        l1 = self.norm == "l1"
+        if l1:
+            is_checkpoint = l1_checkpoints(steps)
+            window = np.ones(steps, "float32")
+        else:
+            is_checkpoint, window = checkpoints(steps)
         is_checkpoint = ops.convert_to_tensor(is_checkpoint)
         window = ops.convert_to_tensor(window)
 
@@ -227,25 +341,40 @@ class APGD(Attack):
             "loss_best": loss,
             "adv": start,
             "fooled": fooled,
-            "step": 2.0 * self.epsilon * batch_ones,
+            # The reference's alpha: 2 epsilon (L-inf, L2), epsilon (L1).
+            "step": (1.0 if l1 else 2.0) * epsilon * batch_ones,
             "loss_previous": loss,
-            "increases": 0.0 * batch_ones,
-            "reduced": ops.greater(batch_ones, 0.0),
-            "loss_best_checked": loss,
         }
+        if l1:
+            features = float(np.prod(x.shape[1:]))
+            nonzero = l0_norm(start - x)
+            state["topk"] = nonzero / features / 1.5 if from_init else 0.2 * batch_ones
+            state["nonzero_checked"] = nonzero if from_init else features * batch_ones
+        else:
+            state["increases"] = 0.0 * batch_ones
+            state["reduced"] = ops.greater(batch_ones, 0.0)
+            state["loss_best_checked"] = loss
 
         def iterate(i, s):
-            alpha = ops.where(ops.greater(i, 0), self.momentum, 1.0)
             step = norms.per_sample(s["step"], x)
-            z = self.project(
-                s["x"] + step * norms.ascent_direction(s["gradient"], self.norm), x
-            )
-            x_new = self.project(
-                s["x"]
-                + alpha * (z - s["x"])
-                + (1.0 - alpha) * (s["x"] - s["x_previous"]),
-                x,
-            )
+            if l1:
+                # No momentum in the reference's L1 step.
+                direction = sparse_sign_direction(s["gradient"], s["topk"])
+                x_new = self.project(s["x"] + step * direction, x, epsilon)
+            else:
+                alpha = ops.where(ops.greater(i, 0), self.momentum, 1.0)
+                z = self.project(
+                    s["x"] + step * norms.ascent_direction(s["gradient"], self.norm),
+                    x,
+                    epsilon,
+                )
+                x_new = self.project(
+                    s["x"]
+                    + alpha * (z - s["x"])
+                    + (1.0 - alpha) * (s["x"] - s["x_previous"]),
+                    x,
+                    epsilon,
+                )
             gradient, loss, fooled_now = evaluate(x_new)
             improved = ops.greater(loss, s["loss_best"])
             loss_best = ops.where(improved, loss, s["loss_best"])
@@ -253,39 +382,74 @@ class APGD(Attack):
             gradient_best = ops.where(
                 norms.per_sample(improved, x), gradient, s["gradient_best"]
             )
-            increases = s["increases"] + ops.cast(
-                ops.greater(loss, s["loss_previous"]), "float32"
-            )
             checkpoint = ops.take(is_checkpoint, i)
-            oscillating = ops.less_equal(increases, ops.take(window, i) * self.rho)
-            stalled = ops.logical_and(
-                ops.logical_not(s["reduced"]),
-                ops.greater_equal(s["loss_best_checked"], loss_best),
-            )
-            halve = ops.logical_or(oscillating, stalled)
-            reduce = ops.logical_and(checkpoint, halve)
+            if l1:
+                restart, step_size, schedule = self._l1_checkpoint(
+                    s, checkpoint, x, x_best, epsilon
+                )
+            else:
+                increases = s["increases"] + ops.cast(
+                    ops.greater(loss, s["loss_previous"]), "float32"
+                )
+                oscillating = ops.less_equal(increases, ops.take(window, i) * self.rho)
+                stalled = ops.logical_and(
+                    ops.logical_not(s["reduced"]),
+                    ops.greater_equal(s["loss_best_checked"], loss_best),
+                )
+                halve = ops.logical_or(oscillating, stalled)
+                restart = ops.logical_and(checkpoint, halve)
+                step_size = ops.where(restart, 0.5 * s["step"], s["step"])
+                schedule = {
+                    "increases": ops.where(checkpoint, 0.0, increases),
+                    "reduced": ops.where(checkpoint, halve, s["reduced"]),
+                    "loss_best_checked": ops.where(
+                        checkpoint, loss_best, s["loss_best_checked"]
+                    ),
+                }
+            restart = norms.per_sample(restart, x)
             return {
-                "x": ops.where(norms.per_sample(reduce, x), x_best, x_new),
+                "x": ops.where(restart, x_best, x_new),
                 "x_previous": s["x"],
-                "gradient": ops.where(
-                    norms.per_sample(reduce, x), gradient_best, gradient
-                ),
+                "gradient": ops.where(restart, gradient_best, gradient),
                 "x_best": x_best,
                 "gradient_best": gradient_best,
                 "loss_best": loss_best,
                 "adv": ops.where(norms.per_sample(fooled_now, x), x_new, s["adv"]),
                 "fooled": ops.logical_or(s["fooled"], fooled_now),
-                "step": ops.where(reduce, 0.5 * s["step"], s["step"]),
+                "step": step_size,
                 "loss_previous": loss,
-                "increases": ops.where(checkpoint, 0.0, increases),
-                "reduced": ops.where(checkpoint, halve, s["reduced"]),
-                "loss_best_checked": ops.where(
-                    checkpoint, loss_best, s["loss_best_checked"]
-                ),
+                **schedule,
             }
 
-        s = backend.fori_loop(0, self.steps, iterate, state)
+        s = backend.fori_loop(0, steps, iterate, state)
         return s["adv"], s["fooled"], s["x_best"], s["loss_best"]
+
+    def _l1_checkpoint(self, s, checkpoint, x, x_best, epsilon):
+        """The reference's L1 rule, every max(int(0.04 n), 1) iterations.
+
+        With nnz = ||x_best - x||_0: where the sparsity fell below 95% of
+        its last value, the step resets to epsilon and the run restarts from
+        x_best; elsewhere the step shrinks by 1.5; steps stay in
+        [epsilon / 10, epsilon]; the top-k fraction becomes nnz / d / 1.5.
+
+        Returns:
+            (restart mask, new step, the schedule's other new state).
+        """
+        nonzero = l0_norm(x_best - x)
+        sparser = ops.logical_and(
+            checkpoint, ops.less(nonzero / s["nonzero_checked"], 0.95)
+        )
+        step = ops.where(sparser, epsilon, s["step"] / 1.5)
+        step = ops.where(checkpoint, ops.clip(step, epsilon / 10.0, epsilon), s["step"])
+        features = float(np.prod(x.shape[1:]))
+        return (
+            sparser,
+            step,
+            {
+                "topk": ops.where(checkpoint, nonzero / features / 1.5, s["topk"]),
+                "nonzero_checked": ops.where(checkpoint, nonzero, s["nonzero_checked"]),
+            },
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -297,5 +461,6 @@ class APGD(Attack):
             rho=self.rho,
             momentum=self.momentum,
             eot_iter=self.eot_iter,
+            decreasing_epsilon=self.decreasing_epsilon,
         )
         return config

@@ -38,9 +38,12 @@ class Attack:
             when a call passes no `seed`.
     """
 
+    # The threat models a subclass has a form for.
+    NORMS = ("linf", "l2")
+
     def __init__(self, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None):
         self.epsilon = validation.positive_number(epsilon, "epsilon")
-        self.norm = validation.norm_name(norm)
+        self.norm = validation.norm_name(norm, self.NORMS, type(self).__name__)
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
         if seed is not None:
             seed = validation.non_negative_integer(seed, "seed")
@@ -148,10 +151,10 @@ class Attack:
         (`kr.evaluation.AutoAttack`) asks each attack before the first runs.
         """
 
-    def project(self, x_adv, x):
-        return norms.project(
-            x_adv, x, self.epsilon, self.norm, self.clip_min, self.clip_max
-        )
+    def project(self, x_adv, x, epsilon=None):
+        """Onto the `epsilon` ball (default: the attack's) and the clip box."""
+        epsilon = self.epsilon if epsilon is None else epsilon
+        return norms.project(x_adv, x, epsilon, self.norm, self.clip_min, self.clip_max)
 
     def get_config(self):
         return {

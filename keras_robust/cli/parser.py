@@ -384,9 +384,12 @@ def _add_evaluate(subparsers, common):
               autoattack-plus  AutoAttack+: APGD-CE, APGD-DLR, FAB (5 restarts
                                each), Square, APGD-T, FAB-T
               autoattack-fast  APGD-CE and APGD-T
+            --attack autoattack --version rand: APGD-CE and APGD-DLR averaging
+            20 gradients (EOT), for models that draw noise at inference
 
             examples:
               keras-robust evaluate runs/demo/model.keras --dataset digits --attack autoattack
+              keras-robust evaluate runs/demo/model.keras --dataset digits --norm l1 --epsilon 2 --version fast
               keras-robust evaluate --zoo Rebuffi2021Fixing_R18_ddpm --checkpoint Rebuffi2021Fixing_R18_ddpm.pt --dataset cifar10 --resume aa_state.json
             """
         ),
@@ -407,12 +410,28 @@ def _add_evaluate(subparsers, common):
         help="evaluation attack (default: %(default)s)",
     )
     evaluate.add_argument(
+        "--version",
+        choices=("standard", "plus", "rand", "fast"),
+        default=None,
+        help="AutoAttack version of --attack autoattack: standard, plus "
+        "(AutoAttack+), rand (APGD-CE and APGD-DLR with 20 EOT passes, for "
+        "randomized defenses) or fast (default: standard)",
+    )
+    evaluate.add_argument(
+        "--norm",
+        choices=("linf", "l2", "l1"),
+        default=None,
+        help="threat model (default: the --zoo leaderboard's, else a kr.models "
+        "model's training norm, else linf); l1 runs the APGD attacks only: "
+        "--attack apgd, or autoattack with --version fast or rand",
+    )
+    evaluate.add_argument(
         "--epsilon",
         type=positive_number,
         default=None,
-        help="L-inf radius, e.g. 0.2 or 8/255 (default: the model's training "
-        "epsilon for a kr.models model, else per dataset, "
-        f"{_per_dataset('epsilon', _epsilon_text)})",
+        help="radius in --norm, e.g. 0.2 or 8/255 (default: the leaderboard's "
+        "or the model's training epsilon in that norm, else for linf per "
+        f"dataset, {_per_dataset('epsilon', _epsilon_text)})",
     )
     evaluate.add_argument(
         "--n-samples",

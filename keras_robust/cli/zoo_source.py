@@ -66,24 +66,9 @@ def load_classifier(args):
     return model, f"zoo {entry.name} ({published})"
 
 
-def check_evaluable(args):
-    """Refuses an L2 --zoo entry before anything loads.
-
-    Raises:
-        UsageError: `evaluate` attacks in L-inf only, so an L2 model's number
-            would not be its leaderboard's.
-    """
-    if args.zoo is not None and args.threat_model != "Linf":
-        raise UsageError(
-            f"evaluate attacks in L-inf only; evaluate the {args.threat_model} "
-            f"model {args.zoo!r} from Python with kr.evaluation."
-            "evaluate_robustness(model, x, y, norm='l2', epsilon=...)"
-        )
-
-
 def zoo_epsilon(args):
-    """The leaderboard's L-inf epsilon of a --zoo model, else None."""
-    if args.zoo is None or args.threat_model != "Linf":
+    """The leaderboard's epsilon (in its --threat-model) of a --zoo model, else None."""
+    if args.zoo is None:
         return None
     epsilon = zoo.info(args.zoo, args.dataset, args.threat_model).epsilon
     return float(fractions.Fraction(epsilon)) if epsilon else None

@@ -19,6 +19,10 @@ LINE_UPS = {
 }
 ATTACK_NAMES = LINE_UPS["plus"]
 _MAX_TARGETS = 9
+# The attacks with an L1 form here (APGD's); FAB and Square have none yet.
+L1_ATTACK_NAMES = ("apgd-ce", "apgd-dlr", "apgd-t")
+# APGD-T's targets in the reference's L1 standard version.
+_MAX_L1_TARGETS = 5
 # Expectation over transformation of APGD in version="rand" (set_version).
 RAND_EOT_ITER = 20
 
@@ -63,7 +67,12 @@ class AutoAttack:
 
     Args:
         epsilon: radius of the threat model, > 0.
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1". With "l1" only the APGD attacks run
+            (FAB and Square have no L1 form here yet; other line-ups raise):
+            version="fast" is the reference's L1 standard version without
+            FAB-T and Square: APGD-CE with the decreasing epsilon schedule
+            (3, 2, 1 times epsilon) and 5 restarts, APGD-T with that
+            schedule and 5 targets.
         version: "standard", "plus", "rand", "fast" or "custom".
         seed: int seed of every attack in the cascade.
         clip_min, clip_max: valid input range.
@@ -90,9 +99,18 @@ class AutoAttack:
         attacks_to_run=None,
     ):
         self.epsilon = validation.positive_number(epsilon, "epsilon")
-        self.norm = validation.norm_name(norm)
+        self.norm = validation.norm_name(norm, ("linf", "l2", "l1"))
         self.version = validation.one_of(version, "version", VERSIONS)
         self.attacks_to_run = _line_up(self.version, attacks_to_run)
+        without_l1 = [n for n in self.attacks_to_run if n not in L1_ATTACK_NAMES]
+        if self.norm == "l1" and without_l1:
+            raise ValueError(
+                f"norm='l1': {', '.join(without_l1)} of version={self.version!r} "
+                "have no L1 form here (FAB-L1 and Square-L1 are not implemented "
+                "yet). Run version='fast' (APGD-CE and APGD-T with the "
+                "reference's L1 settings), or version='custom' with "
+                f"attacks_to_run from {list(L1_ATTACK_NAMES)}."
+            )
         self.seed = validation.non_negative_integer(seed, "seed")
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)
         self._attacks = {}
@@ -126,9 +144,25 @@ class AutoAttack:
         # Restarts of the untargeted attacks: 5 in "plus" and "custom".
         restarts = 1 if self.version in ("standard", "rand") else 5
         eot_iter = RAND_EOT_ITER if self.version == "rand" else 1
+        # The reference's L1 standard version (set_version): APGD with the
+        # decreasing epsilon schedule (use_largereps), 5 restarts, 5 targets.
+        l1_standard = self.norm == "l1" and self.version in ("standard", "fast")
+        apgd_t = {"targets": targets}
+        if l1_standard:
+            restarts = 5
+            apgd_t = {
+                "targets": min(_MAX_L1_TARGETS, num_classes - 1),
+                "decreasing_epsilon": True,
+            }
+        schedule = {"decreasing_epsilon": True} if l1_standard else {}
         builders = {
             "apgd-ce": lambda: APGD(
-                steps=100, loss="ce", restarts=restarts, eot_iter=eot_iter, **common
+                steps=100,
+                loss="ce",
+                restarts=restarts,
+                eot_iter=eot_iter,
+                **schedule,
+                **common,
             ),
             "apgd-dlr": lambda: APGD(
                 steps=100,
@@ -144,7 +178,7 @@ class AutoAttack:
             "apgd-t": lambda: APGD(
                 steps=100,
                 loss="dlr" if num_classes >= 4 else "ce",
-                targets=targets,
+                **apgd_t,
                 **common,
             ),
             "fab-t": lambda: FAB(steps=100, targets=targets, **common),

@@ -143,7 +143,8 @@ def evaluate_robustness(
             (images, labels) batches when `y` is None.
         y: integer or one-hot labels for array `x`.
         epsilon: radius of the threat model, > 0 (required).
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1" (L1: APGD attacks only, see
+            `kr.evaluation.AutoAttack`).
         attacks: "standard" (AutoAttack: APGD-CE, APGD-T, FAB-T, Square),
             "plus" (AutoAttack+), "rand" (APGD-CE and APGD-DLR with
             expectation over transformation, for randomized defenses),
@@ -175,7 +176,7 @@ def evaluate_robustness(
     if epsilon is None:
         raise ValueError("`epsilon` is required, e.g. epsilon=8/255.")
     epsilon = validation.positive_number(epsilon, "epsilon")
-    norm = validation.norm_name(norm)
+    norm = validation.norm_name(norm, ("linf", "l2", "l1"))
     batch_size = validation.positive_integer(batch_size, "batch_size")
     seed = validation.non_negative_integer(seed, "seed")
     runner, protocol = _cascade(attacks, epsilon, norm, seed)

@@ -53,7 +53,7 @@ class RobustnessReport:
     def to_dict(self):
         """A RobustBench-like record (accuracies also as percentages)."""
         record = dataclasses.asdict(self)
-        record["threat_model"] = {"linf": "Linf", "l2": "L2"}[self.norm]
+        record["threat_model"] = {"linf": "Linf", "l2": "L2", "l1": "L1"}[self.norm]
         record["eps"] = self.epsilon
         record["clean_acc"] = round(100 * self.clean_accuracy, 2)
         key = (

@@ -12,7 +12,7 @@ import warnings
 import keras
 import numpy as np
 
-NORMS = {"linf": "linf", "inf": "linf", "l2": "l2", "2": "l2"}
+NORMS = {"linf": "linf", "inf": "linf", "l2": "l2", "2": "l2", "l1": "l1", "1": "l1"}
 
 
 def positive_number(value, name, allow_zero=False):
@@ -43,6 +43,13 @@ def non_negative_integer(value, name):
     return int(value)
 
 
+def boolean(value, name):
+    """`value` itself if it is True or False (numpy booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def seed_value(seed, name="seed"):
     """None, a `keras.random.SeedGenerator`, or an int >= 0 (numpy ints become int)."""
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
@@ -50,16 +57,23 @@ def seed_value(seed, name="seed"):
     return non_negative_integer(seed, name)
 
 
-def norm_name(value):
-    """'linf' or 'l2'; also accepts 'inf', numpy.inf, 'l2', 2."""
+def norm_name(value, allowed=("linf", "l2"), where=None):
+    """'linf', 'l2' or 'l1' among `allowed`; also 'inf', numpy.inf, 2, 1.
+
+    `where` names what refuses an allowed-elsewhere norm ("FAB" has no L1
+    form), so that the error says so.
+    """
     key = None
     if isinstance(value, str):
         key = value.lower()
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        key = "inf" if math.isinf(value) else ("2" if value == 2 else None)
-    if key not in NORMS:
-        raise ValueError(f"`norm` must be 'linf' or 'l2', got {value!r}.")
-    return NORMS[key]
+        key = "inf" if math.isinf(value) else {2: "2", 1: "1"}.get(value)
+    name = NORMS.get(key)
+    if name not in allowed:
+        choices = " or ".join(repr(n) for n in allowed)
+        known = f" ({where} has no {name!r} form)" if name and where else ""
+        raise ValueError(f"`norm` must be {choices}{known}, got {value!r}.")
+    return name
 
 
 def one_of(value, name, allowed):

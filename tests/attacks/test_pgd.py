@@ -239,7 +239,7 @@ def test_serialization_round_trip():
         ({"epsilon": 0.1, "step_size": 0.0}, ValueError, "step_size"),
         ({"epsilon": 0.1, "steps": 0}, ValueError, "steps"),
         ({"epsilon": 0.1, "steps": 2.5}, TypeError, "steps"),
-        ({"epsilon": 0.1, "norm": "l1"}, ValueError, "norm"),
+        ({"epsilon": 0.1, "norm": "l1"}, ValueError, "norm.*PGD has no .l1. form"),
         ({"epsilon": 0.1, "loss": "hinge"}, ValueError, "loss"),
         ({"epsilon": 0.1, "loss": "kl", "targeted": True}, ValueError, "loss"),
         ({"epsilon": 0.1, "random_start": "gauss"}, ValueError, "random_start"),

@@ -336,7 +336,7 @@ def test_serialization_round_trip():
         ({"queries": 2.5}, TypeError, "queries"),
         ({"p_init": 0.0}, ValueError, "p_init"),
         ({"p_init": 1.5}, ValueError, "p_init"),
-        ({"norm": "l1"}, ValueError, "norm"),
+        ({"norm": "l1"}, ValueError, "norm.*Square has no .l1. form"),
         ({"loss": "dlr"}, ValueError, "loss"),
         ({"restarts": 0}, ValueError, "restarts"),
         ({"schedule": "paper"}, ValueError, "schedule"),

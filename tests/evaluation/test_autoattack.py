@@ -150,3 +150,52 @@ def test_rand_version_attacks_a_randomized_model():
     assert np.abs(x_adv - x[:32]).max() <= epsilon + 1e-6
     accuracies = list(rand.last_robust_accuracy.values())
     assert accuracies == sorted(accuracies, reverse=True)
+
+
+def test_l1_line_ups_are_the_references_apgd_settings():
+    # fra31/auto-attack set_version("standard") with norm L1: apgd with
+    # use_largereps and 5 restarts, apgd-t with use_largereps and 5 targets.
+    fast = kr.evaluation.AutoAttack(12.0, norm="l1", version="fast")
+    apgd_ce, apgd_t = fast.attacks(10).values()
+    assert (apgd_ce.norm, apgd_ce.restarts, apgd_ce.decreasing_epsilon) == (
+        "l1",
+        5,
+        True,
+    )
+    assert (apgd_t.targets, apgd_t.restarts, apgd_t.decreasing_epsilon) == (5, 1, True)
+    assert fast.attacks(3)["apgd-t"].targets == 2
+    # rand keeps its own settings (no schedule), as the reference's.
+    rand = kr.evaluation.AutoAttack(12.0, norm="l1", version="rand").attacks(10)
+    assert {(a.eot_iter, a.restarts, a.decreasing_epsilon) for a in rand.values()} == {
+        (20, 1, False)
+    }
+    custom = kr.evaluation.AutoAttack(
+        12.0, norm="l1", version="custom", attacks_to_run=["apgd-dlr", "apgd-t"]
+    ).attacks(10)
+    assert [a.decreasing_epsilon for a in custom.values()] == [False, False]
+    # No L1 form for FAB and Square yet: refused before anything runs.
+    with pytest.raises(ValueError, match="fab-t, square of version='standard'"):
+        kr.evaluation.AutoAttack(12.0, norm="l1")
+    with pytest.raises(ValueError, match="norm='l1': square"):
+        kr.evaluation.AutoAttack(
+            12.0, norm="l1", version="custom", attacks_to_run=["apgd-ce", "square"]
+        )
+
+
+def test_l1_evaluation_of_a_linear_binary_model():
+    from tests.attacks.test_apgd import minimal_l1_distances
+
+    model, x, y, _, _ = linear_binary_problem("linf")
+    kernel, bias = (keras.ops.convert_to_numpy(v) for v in model.layers[-1].weights)
+    distances = minimal_l1_distances(kernel[:, 1], float(bias[1]), x[:64])
+    epsilon = float(np.median(distances))
+    report = kr.evaluation.evaluate_robustness(
+        model, x[:64], y[:64], epsilon=epsilon, norm="l1", attacks="fast", verbose=0
+    )
+    assert report.norm == "l1" and report.protocol == "autoattack-fast"
+    exact = np.mean(distances > epsilon)
+    assert exact <= report.robust_accuracy <= exact + 0.05
+    with pytest.raises(ValueError, match="norm='l1'"):
+        kr.evaluation.evaluate_robustness(
+            model, x[:64], y[:64], epsilon=epsilon, norm="l1", verbose=0
+        )
