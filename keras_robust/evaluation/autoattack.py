@@ -105,7 +105,8 @@ class AutoAttack:
         without_l1 = [n for n in self.attacks_to_run if n not in L1_ATTACK_NAMES]
         if self.norm == "l1" and without_l1:
             raise ValueError(
-                f"norm='l1': {', '.join(without_l1)} of version={self.version!r} "
+                f"`norm`='l1': {', '.join(without_l1)} of "
+                f"`version`={self.version!r} "
                 "have no L1 form here (FAB-L1 and Square-L1 are not implemented "
                 "yet). Run version='fast' (APGD-CE and APGD-T with the "
                 "reference's L1 settings), or version='custom' with "
@@ -218,7 +219,7 @@ def _line_up(version, attacks_to_run):
         return LINE_UPS[version]
     if isinstance(attacks_to_run, str) or not attacks_to_run:
         raise ValueError(
-            "version='custom' needs `attacks_to_run`, a non-empty list of names "
+            "`version`='custom' needs `attacks_to_run`, a non-empty list of names "
             f"from {list(ATTACK_NAMES)}; got {attacks_to_run!r}."
         )
     names = tuple(attacks_to_run)

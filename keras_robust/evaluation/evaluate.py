@@ -74,6 +74,7 @@ def _cascade(attacks, epsilon, norm, seed):
     if attacks in ("standard", "plus", "rand", "fast"):
         attacks = AutoAttack(epsilon, norm, version=attacks, seed=seed)
     if isinstance(attacks, AutoAttack):
+        _check_threat_model({"autoattack": attacks}, epsilon, norm)
         return attacks, attacks.protocol
     if isinstance(attacks, Attack):
         attacks = [attacks]
@@ -88,12 +89,30 @@ def _cascade(attacks, epsilon, norm, seed):
         and attacks
         and all(isinstance(a, Attack) for a in attacks.values())
     ):
+        _check_threat_model(attacks, epsilon, norm)
         return _Cascade(dict(attacks)), "custom"
     raise ValueError(
         "`attacks` must be 'standard', 'plus', 'rand', 'fast', a "
         "kr.evaluation.AutoAttack, a "
         f"kr.attacks attack, or a list/dict of them; got {attacks!r}."
     )
+
+
+def _check_threat_model(attacks, epsilon, norm):
+    """Given attacks must stay inside the reported ball: the same norm, a radius
+    no larger (a smaller one still bounds robust accuracy from above)."""
+    outside = [
+        f"{name} ({attack.norm}, epsilon={attack.epsilon:g})"
+        for name, attack in attacks.items()
+        if attack.norm != norm or attack.epsilon > epsilon * (1 + 1e-6)
+    ]
+    if outside:
+        raise ValueError(
+            f"`attacks` {', '.join(outside)} leave the threat model the report "
+            f"states, `norm`={norm!r} and `epsilon`={epsilon:g}: build them with "
+            "that norm and an epsilon no larger, or pass the matching "
+            "`norm`/`epsilon`."
+        )
 
 
 def evaluate_robustness(
@@ -151,6 +170,9 @@ def evaluate_robustness(
             "fast" (APGD-CE, APGD-T), a
             `kr.evaluation.AutoAttack`, or a
             `kr.attacks` attack / list / dict of attacks run as a cascade.
+            Given attacks must use `norm` and an epsilon no larger than
+            `epsilon` (a ValueError otherwise), so that the report's threat
+            model is the one attacked.
         batch_size: batch size for array inputs.
         seed: seed of the attacks.
         checks: run the sanity checks.

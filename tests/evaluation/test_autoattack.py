@@ -174,9 +174,9 @@ def test_l1_line_ups_are_the_references_apgd_settings():
     ).attacks(10)
     assert [a.decreasing_epsilon for a in custom.values()] == [False, False]
     # No L1 form for FAB and Square yet: refused before anything runs.
-    with pytest.raises(ValueError, match="fab-t, square of version='standard'"):
+    with pytest.raises(ValueError, match="fab-t, square of `version`='standard'"):
         kr.evaluation.AutoAttack(12.0, norm="l1")
-    with pytest.raises(ValueError, match="norm='l1': square"):
+    with pytest.raises(ValueError, match="`norm`='l1': square"):
         kr.evaluation.AutoAttack(
             12.0, norm="l1", version="custom", attacks_to_run=["apgd-ce", "square"]
         )
@@ -195,7 +195,7 @@ def test_l1_evaluation_of_a_linear_binary_model():
     assert report.norm == "l1" and report.protocol == "autoattack-fast"
     exact = np.mean(distances > epsilon)
     assert exact <= report.robust_accuracy <= exact + 0.05
-    with pytest.raises(ValueError, match="norm='l1'"):
+    with pytest.raises(ValueError, match="`norm`='l1'"):
         kr.evaluation.evaluate_robustness(
             model, x[:64], y[:64], epsilon=epsilon, norm="l1", verbose=0
         )

@@ -154,6 +154,13 @@ def test_probability_outputs_warn(test_split):
         ({"attacks": "strong"}, "attacks"),
         ({"attacks": []}, "attacks"),
         ({"norm": "l1"}, "norm"),
+        # Given attacks outside the reported ball would report a wrong number.
+        ({"attacks": [kr.attacks.FGSM(2 * EPSILON)]}, r"fgsm \(linf, epsilon"),
+        ({"attacks": {"l2": kr.attacks.PGD(EPSILON, norm="l2")}}, "`norm`='linf'"),
+        (
+            {"attacks": kr.evaluation.AutoAttack(EPSILON, version="fast"), "norm": 2},
+            r"autoattack \(linf",
+        ),
     ],
 )
 def test_bad_arguments(test_split, kwargs, match):
@@ -164,6 +171,20 @@ def test_bad_arguments(test_split, kwargs, match):
     arguments = {"epsilon": EPSILON, "verbose": 0, **kwargs}
     with pytest.raises(ValueError, match=match):
         kr.evaluation.evaluate_robustness(net, x, y, **arguments)
+
+
+def test_attacks_at_a_smaller_radius_are_accepted(test_split):
+    """Their examples lie in the larger ball: still an upper bound on robustness."""
+    x, y = test_split
+    net = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    weaker = [kr.attacks.FGSM(EPSILON / 2)]
+    report = kr.evaluation.evaluate_robustness(
+        net, x, y, epsilon=EPSILON, attacks=weaker, checks=False, verbose=0
+    )
+    assert report.epsilon == EPSILON
+    assert report.robust_accuracy <= report.clean_accuracy
 
 
 def test_feature_vectors_with_square_fail_before_the_first_attack(test_split):

@@ -164,11 +164,19 @@ def assert_finite(array, shape=None):
 # ---- arguments many classes share -------------------------------------------
 
 NORMS = ("linf", "l2", "inf", "2", 2, float("inf"), "L2", "LINF")
-BAD_NORMS = ("l1", 1, "max", None, 3)
+L1_NORMS = ("l1", "L1", 1, "1")
+BAD_NORMS = ("max", None, 3)
 
 
-def norm():
-    return choice(NORMS, bad=BAD_NORMS)
+def norm(l1=False):
+    """A norm; `l1`: whether the target has an L1 form (else L1 names are bad)."""
+    if l1:
+        return choice(NORMS + L1_NORMS, bad=BAD_NORMS)
+    return choice(NORMS, bad=L1_NORMS + BAD_NORMS)
+
+
+def is_l1(value):
+    return value in L1_NORMS
 
 
 def seed(none=True, numpy=True):

@@ -28,8 +28,13 @@ LOSSES = ("ce", "cw", "kl", "se", "dlr")
 UNTARGETED_ONLY = ("kl", "se", "dlr")
 
 
-def common(**extra):
-    return {"epsilon": number(omit=False), "norm": norm(), **clip_args(), **extra}
+def common(l1=False, **extra):
+    return {
+        "epsilon": number(omit=False),
+        "norm": norm(l1),
+        **clip_args(),
+        **extra,
+    }
 
 
 def pgd_args(**extra):
@@ -86,6 +91,7 @@ CONSTRUCTORS = {
     "APGD": Target(
         kr.attacks.APGD,
         common(
+            l1=True,
             steps=integer(),
             loss=choice(("ce", "dlr")),
             targets=integer(none=True),

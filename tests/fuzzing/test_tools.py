@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_robust as kr
+from keras_robust.utils import validation
 from tests.fuzzing import inputs
 from tests.fuzzing.oracle import NAN
 from tests.fuzzing.oracle import Target
@@ -21,6 +22,7 @@ from tests.fuzzing.oracle import fixed
 from tests.fuzzing.oracle import flag
 from tests.fuzzing.oracle import fuzz
 from tests.fuzzing.oracle import integer
+from tests.fuzzing.oracle import is_l1
 from tests.fuzzing.oracle import norm
 from tests.fuzzing.oracle import number
 from tests.fuzzing.oracle import run_case
@@ -70,6 +72,26 @@ def y_left_out(kwargs, bad):
     return {"y"} if leaving_out else set()
 
 
+def l1_without_l1_attacks(kwargs, bad, version="version"):
+    """{"norm"} for L1 with a line-up lacking an L1 form ('standard', 'plus')."""
+    if bad & {"norm", version} or not is_l1(kwargs.get("norm")):
+        return set()
+    return (
+        {"norm"} if kwargs.get(version, "standard") in ("standard", "plus") else set()
+    )
+
+
+def threat_model(kwargs, bad):
+    """Given attacks (all L-inf at FGSM's radius) must lie in the report's ball."""
+    if bad & {"norm", "epsilon", "attacks"}:
+        return set()
+    attacks = kwargs.get("attacks", "standard")
+    if isinstance(attacks, str):
+        return l1_without_l1_attacks(kwargs, bad, version="attacks")
+    norm = validation.norm_name(kwargs.get("norm", "linf"), ("linf", "l2", "l1"))
+    return {"attacks"} if norm != "linf" or kwargs["epsilon"] < FGSM.epsilon else set()
+
+
 EVALUATE = Target(
     kr.evaluation.evaluate_robustness,
     {
@@ -77,7 +99,7 @@ EVALUATE = Target(
         "x": inputs.images(B),
         "y": either(*inputs.labels(B, 10), omit=True),
         "epsilon": number(omit=False),
-        "norm": norm(),
+        "norm": norm(l1=True),
         "attacks": choice(
             [FGSM, [FGSM], (FGSM, kr.attacks.PGD(0.1, steps=1)), {"fgsm": FGSM}],
             bad=("strong", [], {}, ["pgd"], 3, None),
@@ -87,7 +109,7 @@ EVALUATE = Target(
         "checks": fixed(False),
         "verbose": fixed(0),
     },
-    cross=y_left_out,
+    cross=lambda kwargs, bad: y_left_out(kwargs, bad) | threat_model(kwargs, bad),
     result=report,
 )
 
@@ -343,14 +365,16 @@ CONSTRUCTORS = {
         kr.evaluation.AutoAttack,
         {
             "epsilon": number(omit=False),
-            "norm": norm(),
+            "norm": norm(l1=True),
             "version": choice(
-                ("standard", "plus", "fast"), bad=("rand", "custom", None, 1)
+                ("standard", "plus", "fast", "rand"), bad=("custom", None, 1)
             ),
             "seed": seed(none=False),
             **clip_args(),
         },
-        clip_order,
+        lambda kwargs, bad: (
+            clip_order(kwargs, bad) | l1_without_l1_attacks(kwargs, bad)
+        ),
         result=lambda attack, kwargs: len(attack.attacks(10)) in (2, 4, 6),
     ),
     "LangevinSampler": Target(
