@@ -1,7 +1,8 @@
 """Our AutoAttack against an independent port of the reference, on the same weights.
 
     python benchmarks/autoattack_vs_reference.py [--examples 450]
-        [--methods AT TRADES] [--norms linf l2] [--backends torch jax tensorflow]
+        [--methods AT TRADES] [--norms linf l2 l1] [--backends torch jax tensorflow]
+        [--fra31 PATH]
 
 For each training method and threat model, a SmallCNN 32-64-128 is trained
 once on scikit-learn's digits (15 epochs of PGD-5, step epsilon / 4, Adam
@@ -19,6 +20,14 @@ targets, FAB-T 100 iterations, 9 targets, Square 5,000 queries, p_init 0.8,
 `resc_schedule=False` (AutoAttack's Square), seed 0, each attack on the
 points every earlier one missed (torchattacks' MultiAttack, timed per
 stage here).
+
+With `--fra31 PATH` (a checkout of github.com/fra31/auto-attack, the
+authors' own code) the reference is instead that package's
+`AutoAttack(norm, eps, version="standard", seed=0, device="cpu")
+.run_standard_evaluation` on the same model, one batch, its per-stage
+accuracies and times read from its log. torchattacks has no L1 APGD or
+Square, so `--norms l1` needs `--fra31`: the L1 rows attack the L2-trained
+weights (our PGD training has no L1 form) at L1 epsilon 2.0.
 
 The table gives, per stage, the robust accuracy of each and the wall time
 (seconds) of each stage. torchattacks installs apart, without its pinned
@@ -39,9 +48,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _workers import print_header  # noqa: E402
 from _workers import run_worker  # noqa: E402
 
-EPSILON = {"linf": 0.2, "l2": 1.0}
+EPSILON = {"linf": 0.2, "l2": 1.0, "l1": 2.0}
+# The norm the weights attacked at each norm were trained at.
+TRAINING_NORM = {"linf": "linf", "l2": "l2", "l1": "l2"}
 STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
-REFERENCE = "torchattacks"
+REFERENCES = ("torchattacks", "fra31")
+FRA31_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
 def train(method, norm, path):
@@ -110,13 +122,11 @@ def ours(x, y, net, norm):
     return runs
 
 
-def reference(x, y, net, norm):
+def channels_first(net):
+    """The Keras NHWC classifier behind the references' NCHW interface."""
     import torch
-    import torchattacks
 
     class ChannelsFirst(torch.nn.Module):
-        """The Keras NHWC classifier behind torchattacks' NCHW interface."""
-
         def __init__(self, net):
             super().__init__()
             self.net = net
@@ -124,8 +134,62 @@ def reference(x, y, net, norm):
         def forward(self, images):
             return self.net(images.permute(0, 2, 3, 1), training=False)
 
-    model = ChannelsFirst(net).eval()
-    epsilon, name = EPSILON[norm], {"linf": "Linf", "l2": "L2"}[norm]
+    return ChannelsFirst(net).eval()
+
+
+def fra31_reference(x, y, net, norm, checkout):
+    """The authors' AutoAttack on the same model: stages and times from its log."""
+    import re
+
+    import torch
+
+    sys.path.insert(0, checkout)
+    from autoattack import AutoAttack
+
+    model = channels_first(net)
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    labels = torch.from_numpy(y.astype("int64"))
+    with tempfile.TemporaryDirectory() as folder:
+        log = os.path.join(folder, "log.txt")
+        adversary = AutoAttack(
+            model,
+            norm=FRA31_NORMS[norm],
+            eps=EPSILON[norm],
+            version="standard",
+            seed=0,
+            device="cpu",
+            log_path=log,
+        )
+        start = time.perf_counter()
+        adversary.run_standard_evaluation(images, labels, bs=len(x))
+        total = time.perf_counter() - start
+        with open(log) as file:
+            text = file.read()
+    accuracy = {
+        "clean": float(re.search(r"initial accuracy: ([\d.]+)%", text)[1]) / 100
+    }
+    seconds, before = {}, 0.0
+    for name, percent, elapsed in re.findall(
+        r"robust accuracy after ([\w-]+): ([\d.]+)% \(total time ([\d.]+) s\)", text
+    ):
+        stage = name.lower()
+        accuracy[stage] = float(percent) / 100
+        seconds[stage] = float(elapsed) - before
+        before = float(elapsed)
+    # The log stops at the stage that breaks every point; later ones add 0.
+    for stage in STAGES[1:]:
+        accuracy.setdefault(stage, accuracy[STAGES[STAGES.index(stage) - 1]])
+    # Checks and set-up before the first attack, in the first stage's time.
+    seconds[STAGES[1]] = seconds.get(STAGES[1], 0.0) + total - before
+    return {"accuracy": accuracy, "seconds": seconds}
+
+
+def reference(x, y, net, norm):
+    import torch
+    import torchattacks
+
+    model = channels_first(net)
+    epsilon, name = EPSILON[norm], FRA31_NORMS[norm]
     common = {"norm": name, "eps": epsilon, "seed": 0}
     attacks = {
         "apgd-ce": torchattacks.APGD(model, steps=100, loss="ce", **common),
@@ -156,7 +220,7 @@ def reference(x, y, net, norm):
     return {"accuracy": accuracy, "seconds": seconds}
 
 
-def attack(path, norm, examples, with_reference):
+def attack(path, norm, examples, with_reference, fra31):
     import keras
 
     import keras_robust as kr
@@ -167,8 +231,10 @@ def attack(path, norm, examples, with_reference):
     net.load_weights(path)
     result = {"backend": keras.backend.backend()}
     result["cold"], result["warm"] = ours(x, y, net, norm)
-    if with_reference:
-        result[REFERENCE] = reference(x, y, net, norm)
+    if with_reference and fra31:
+        result["fra31"] = fra31_reference(x, y, net, norm, fra31)
+    elif with_reference:
+        result["torchattacks"] = reference(x, y, net, norm)
     return result
 
 
@@ -178,8 +244,8 @@ def worker(arguments):
         method, norm, path = rest
         result = train(method, norm, path)
     else:
-        path, norm, examples, with_reference = rest
-        result = attack(path, norm, int(examples), with_reference == "1")
+        path, norm, examples, with_reference, fra31 = rest
+        result = attack(path, norm, int(examples), with_reference == "1", fra31)
     print(json.dumps(result))
 
 
@@ -193,9 +259,10 @@ def print_table(method, norm, results, examples):
     for result in results:
         columns.append((f"{result['backend']} cold", result["cold"]))
         columns.append((f"{result['backend']} warm", result["warm"]))
-        if REFERENCE in result:
-            reference_column = result[REFERENCE]
-    columns.append((REFERENCE, reference_column))
+        for name in REFERENCES:
+            if name in result:
+                reference_name, reference_column = name, result[name]
+    columns.append((reference_name, reference_column))
     print(f"{'stage':8s} " + " ".join(f"{label:>24s}" for label, _ in columns))
     for stage in STAGES:
         cells = []
@@ -213,7 +280,7 @@ def print_table(method, norm, results, examples):
         )
         print(
             f"{label}: final {run['accuracy']['square'] - reference_final:+.4f} "
-            f"against {REFERENCE}, largest stage difference {worst:.4f}, "
+            f"against {reference_name}, largest stage difference {worst:.4f}, "
             f"time {sum(run['seconds'].values()) / totals[-1]:.2f}x"
         )
 
@@ -223,21 +290,37 @@ def main():
     parser.add_argument("--worker", nargs=argparse.REMAINDER)
     parser.add_argument("--examples", type=int, default=450)
     parser.add_argument("--methods", nargs="+", default=["AT", "TRADES"])
-    parser.add_argument("--norms", nargs="+", default=["linf", "l2"])
+    parser.add_argument(
+        "--norms", nargs="+", choices=tuple(EPSILON), default=["linf", "l2"]
+    )
     parser.add_argument("--backends", nargs="+", default=["torch", "jax", "tensorflow"])
+    parser.add_argument(
+        "--fra31",
+        default="",
+        help="a checkout of fra31/auto-attack: the reference is then its AutoAttack",
+    )
     args = parser.parse_args()
     if args.worker is not None:
         worker(args.worker)
         return
     if "torch" not in args.backends:
         parser.error("--backends must include torch: the reference runs there.")
+    if "l1" in args.norms and not args.fra31:
+        parser.error("--norms l1 needs --fra31: torchattacks has no L1 APGD or Square.")
+    if args.fra31 and not os.path.isdir(os.path.join(args.fra31, "autoattack")):
+        parser.error(f"--fra31 {args.fra31!r} is not a fra31/auto-attack checkout.")
     script = os.path.abspath(__file__)
     with tempfile.TemporaryDirectory() as folder:
         for method in args.methods:
             for norm in args.norms:
-                path = os.path.join(folder, f"{method}-{norm}.weights.h5")
-                result, error = run_worker(
-                    script, "torch", ["train", method, norm, path]
+                trained_at = TRAINING_NORM[norm]
+                path = os.path.join(folder, f"{method}-{trained_at}.weights.h5")
+                result, error = (
+                    ({}, None)
+                    if os.path.exists(path)
+                    else run_worker(
+                        script, "torch", ["train", method, trained_at, path]
+                    )
                 )
                 if result is None:
                     sys.exit(f"training {method} {norm} failed: {error}")
@@ -252,6 +335,7 @@ def main():
                             norm,
                             str(args.examples),
                             "1" if backend == "torch" else "0",
+                            os.path.abspath(args.fra31) if args.fra31 else "",
                         ],
                         error_chars=2000,
                     )

@@ -1,7 +1,7 @@
 """Closest point on the zero level set of a scalar margin (FAB-style search).
 
 `boundary_search(margin_fn, x)` looks, for each sample, for the point x^
-closest to x (in L-inf or L2) where a per-sample scalar margin g changes
+closest to x (in L-inf, L2 or L1) where a per-sample scalar margin g changes
 sign: g(x) > 0 on the correct side, g(x^) < 0 just across. It is the
 "Fast Adaptive Boundary" iteration of Croce & Hein (2020) applied to one
 scalar function, as DyART (Xu et al., 2023) uses it on the soft logit
@@ -75,7 +75,12 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
         load, lowering the maximum).
       - L2: the KKT conditions of min ||d||^2 give d_j = clip(-lambda w_j,
         lo_j, hi_j), i.e. t_j = min(mu |w_j|, cap_j) with mu = |lambda|.
-    Both read t_j = min(rho s_j, cap_j), with s_j = 1 (L-inf) or |w_j| (L2),
+      - L1: minimising sum_j t_j is a fractional knapsack: the coordinates
+        with the largest |w_j| first, each moved by its full room cap_j,
+        until the next one needs only part of its room (`_l1_hyperplane_step`;
+        the reference's `projection_l1` in fab_projections.py, which finds
+        the same index by bisection).
+    L-inf and L2 read t_j = min(rho s_j, cap_j), with s_j = 1 (L-inf) or |w_j| (L2),
     and F(rho) = sum_j |w_j| min(rho s_j, cap_j) is a concave, piecewise
     linear, non-decreasing function of rho with breakpoints b_j = cap_j / s_j.
     Sorting the breakpoints gives F at each of them from cumulative sums,
@@ -88,7 +93,7 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
         points: (batch, n) flat points inside the box.
         gradient: (batch, n) normal vectors w.
         value: (batch,) values c of the affine function at `points`.
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1".
         clip_min, clip_max: the box.
 
     Returns:
@@ -102,6 +107,8 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
     room = ops.where(direction > 0, clip_max - points, points - clip_min)
     room = ops.where(direction != 0, ops.maximum(room, 0.0), 0.0)
     magnitude = ops.abs(gradient)
+    if norm == "l1":
+        return direction * _l1_hyperplane_step(magnitude, room, ops.abs(value))
     speed = ops.ones_like(magnitude) if norm == "linf" else magnitude
     slope = magnitude * speed
     safe_speed = ops.where(speed > 0, speed, 1.0)
@@ -128,9 +135,30 @@ def hyperplane_step(points, gradient, value, norm, clip_min, clip_max):
     return direction * ops.minimum(rho * speed, room)
 
 
+def _l1_hyperplane_step(magnitude, room, target):
+    """Movements t >= 0 of least sum with sum_j |w_j| t_j = |c|, t_j <= cap_j.
+
+    Taken greedily by |w_j|, largest first: full room until the cumulative
+    change would pass |c|, then the part of the next coordinate's room that
+    reaches it exactly; all the room when even that falls short.
+    """
+    order = ops.argsort(-magnitude, axis=1)
+    sorted_magnitude = ops.take_along_axis(magnitude, order, axis=1)
+    sorted_room = ops.take_along_axis(room, order, axis=1)
+    change = sorted_magnitude * sorted_room
+    change_before = ops.cumsum(change, axis=1) - change
+    needed = target[:, None] - change_before
+    partial = ops.where(
+        sorted_magnitude > 0, needed / ops.maximum(sorted_magnitude, norms.TINY), 0.0
+    )
+    sorted_movement = ops.clip(partial, 0.0, sorted_room)
+    # Scatter back through the inverse permutation of `order`.
+    return ops.take_along_axis(sorted_movement, ops.argsort(order, axis=1), axis=1)
+
+
 def check_search_arguments(steps, norm, init_radius, alpha_max, overshoot, backtrack):
     steps = validation.positive_integer(steps, "steps")
-    norm = validation.norm_name(norm)
+    norm = validation.norm_name(norm, ("linf", "l2", "l1"))
     init_radius = validation.positive_number(init_radius, "init_radius", True)
     alpha_max = validation.positive_number(alpha_max, "alpha_max", allow_zero=True)
     if alpha_max > 1:
@@ -150,7 +178,7 @@ def random_start(x, init_radius, norm="linf", clip_min=0.0, clip_max=1.0, seed=N
     Args:
         x: inputs.
         init_radius: the start lies within `init_radius / 2`; 0 gives x.
-        norm: "linf" or "l2" (the ball's norm).
+        norm: "linf", "l2" or "l1" (the ball's norm).
         clip_min, clip_max: the box.
         seed: an int or a `keras.random.SeedGenerator`.
 
@@ -190,8 +218,8 @@ def boundary_search(
 ):
     """Closest point across the zero level set of a scalar margin (FAB).
 
-    For each sample, searches the point x^ that minimises ||x^ - x|| (L-inf or
-    L2) subject to g(x^) < 0, where g = `margin_fn` is positive on the
+    For each sample, searches the point x^ that minimises ||x^ - x|| (L-inf, L2
+    or L1) subject to g(x^) < 0, where g = `margin_fn` is positive on the
     correct side. From a start x_0 within `init_radius / 2` of x, each of the
     `steps` iterations
 
@@ -246,7 +274,7 @@ def boundary_search(
             classifiers in inference mode).
         x: float inputs in [clip_min, clip_max], (batch, ...).
         steps: iterations, >= 1.
-        norm: "linf" or "l2": the distance minimised.
+        norm: "linf", "l2" or "l1": the distance minimised.
         init_radius: the start is uniform within `init_radius / 2` of x
             (clipped to the box); 0 starts at x.
         alpha_max: largest weight of the step from x, in [0, 1].
@@ -491,7 +519,7 @@ class BoundarySearch(Attack):
     Args:
         epsilon: start radius: the start is uniform within epsilon / 2.
         steps: iterations, default 20.
-        norm: "linf" (default) or "l2": the distance minimised.
+        norm: "linf" (default), "l2" or "l1": the distance minimised.
         temperature: inverse temperature t of the soft margin, > 0, or None
             (default) for the hard margin.
         alpha_max, overshoot, backtrack: see `boundary_search` (0.1, 1.05,
@@ -505,6 +533,8 @@ class BoundarySearch(Attack):
     >>> x_hat = search(net, x, y)
     >>> radius = np.abs(x_hat - x).reshape(len(x), -1).max(1)
     """
+
+    NORMS = ("linf", "l2", "l1")
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ class FAB(Attack):
     (`targets=None`), as the reference: each iteration linearises every
     margin g_j = f_y - f_j, j != y, and steps onto the closest linearised
     boundary, the j minimising |g_j| / ||grad g_j||_* (L1 for L-inf, L2
-    for L2), at the cost of classes - 1 forward and backward passes per
+    for L2, L-inf for L1), at the cost of classes - 1 forward and backward passes per
     iteration (the reference: one forward and `classes` backward passes). In both, an iterate has crossed when
     the prediction is not the true class (argmax f != y), as in the
     reference code (`fab_base.py`, `attack_single_run`): a search against
@@ -51,7 +51,9 @@ class FAB(Attack):
         epsilon: the threat model's radius: crossings farther away do not
             count, > 0.
         steps: iterations per search, >= 1 (AutoAttack: 100).
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1" (each step is the minimal-norm step
+            onto the linearised boundary inside the box; for L1 the
+            reference's `projection_l1`, a fractional knapsack).
         targets: None (untargeted) or the number of target classes, 1 to
             classes - 1 (AutoAttack standard: 9).
         restarts: searches per target, >= 1.
@@ -65,6 +67,8 @@ class FAB(Attack):
     Reference: Croce & Hein, "Minimally distorted adversarial examples with a
     fast adaptive boundary attack", ICML 2020.
     """
+
+    NORMS = ("linf", "l2", "l1")
 
     def __init__(
         self,

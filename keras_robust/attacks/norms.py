@@ -2,7 +2,7 @@
 
 Shared by every attack: an L-inf attack steps along sign(g) and projects with
 a coordinate-wise clip; an L2 attack steps along g / ||g||_2 and rescales the
-perturbation onto the ball; an L1 attack (APGD only) projects onto the
+perturbation onto the ball; an L1 attack (APGD) projects onto the
 intersection of the L1 ball and the box exactly (`l1_box_projection`).
 Every projection ends with a clip to the valid input range [clip_min,
 clip_max].
@@ -42,11 +42,13 @@ def flatten(x):
 def dual_norm(gradient, norm):
     """Per-sample dual norm ||g||_* of the threat model's norm, (batch,).
 
-    L1 for "linf" and L2 for "l2": the largest first-order change of a
-    function with gradient g over a unit step of the norm.
+    L1 for "linf", L2 for "l2" and L-inf for "l1": the largest first-order
+    change of a function with gradient g over a unit step of the norm.
     """
     if norm == "linf":
         return ops.sum(ops.abs(gradient), axis=_sample_axes(gradient))
+    if norm == "l1":
+        return ops.max(ops.abs(gradient), axis=_sample_axes(gradient))
     return l2_norm(gradient, keepdims=False)
 
 
@@ -142,7 +144,8 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
 
     kind:
         "uniform": uniform in the epsilon ball (L-inf: U(-eps, eps) per pixel;
-            L2: uniform direction, radius eps * u^(1/d)), clipped to the box.
+            L2 and L1: a uniform point of the unit sphere, scaled by
+            eps * u^(1/d)), clipped to the box.
         "normal": x + 0.001 * N(0, I), NOT clipped (the TRADES/MART reference).
         "none": x itself.
         "sphere": on the epsilon sphere, as APGD starts: x + eps * t / ||t||
@@ -181,12 +184,19 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
     if norm == "linf":
         noise = keras.random.uniform(shape, -epsilon, epsilon, seed=draw_seed(0))
     else:
-        direction = keras.random.normal(shape, seed=draw_seed(0))
         sample_axes = tuple(range(2, len(shape)))
-        direction = direction / (
-            ops.sqrt(ops.sum(ops.square(direction), axis=sample_axes, keepdims=True))
-            + TINY
-        )
+        if norm == "l1":
+            # Laplace coordinates, L1-normalised: uniform on the L1 sphere.
+            uniform = keras.random.uniform(shape, -1.0, 1.0, seed=draw_seed(0))
+            magnitude = ops.minimum(ops.abs(uniform), 1.0 - 1e-7)
+            direction = -ops.sign(uniform) * ops.log1p(-magnitude)
+            length = ops.sum(ops.abs(direction), axis=sample_axes, keepdims=True)
+        else:
+            direction = keras.random.normal(shape, seed=draw_seed(0))
+            length = ops.sqrt(
+                ops.sum(ops.square(direction), axis=sample_axes, keepdims=True)
+            )
+        direction = direction / (length + TINY)
         dimension = 1
         for size in x.shape[1:]:
             dimension *= size

@@ -81,8 +81,8 @@ def window_sizes(queries, p_init, height, width, norm="linf", schedule="rescaled
     """Side of the square changed by each proposal (`proposals(queries, schedule)`).
 
     s = round(sqrt(p * height * width)) (p of the features of each channel),
-    with p from `p_schedule`, at least 1 (L-inf) or at least 3 and odd (L2,
-    as the reference), and at most min(height, width).
+    with p from `p_schedule`, at least 1 (L-inf) or at least 3 and odd (L2
+    and L1, as the reference), and at most min(height, width).
     """
     count = proposals(queries, schedule)
     p = p_schedule(np.arange(count), queries, p_init, schedule)
@@ -90,25 +90,36 @@ def window_sizes(queries, p_init, height, width, norm="linf", schedule="rescaled
         [int(round(np.sqrt(value * height * width))) for value in np.atleast_1d(p)],
         dtype=np.int64,
     )[:count]
-    if norm == "l2":
+    if norm in ("l2", "l1"):
         sizes = np.maximum(sizes, 3)
         sizes = sizes + (sizes % 2 == 0)
     return np.clip(sizes, 1, min(height, width)).astype("int32")
 
 
-def centered_squares(rows, cols):
+def centered_squares(rows, cols, power=2):
     """The paper's eta^(rows, cols): nested squares around the centre.
 
     A pixel at Chebyshev distance d from the centre (rows // 2, cols // 2)
-    gets sum_{k=d}^{n} 1 / (k + 1)^2 with n = max(rows // 2, cols // 2).
+    gets sum_{k=d}^{n} 1 / (k + 1)^power with n = max(rows // 2, cols // 2)
+    (power 2 for L2, 4 for L1, as the reference's `eta_rectangles`).
     """
     n = max(rows // 2, cols // 2)
     distance = np.maximum(
         np.abs(np.arange(rows)[:, None] - rows // 2),
         np.abs(np.arange(cols)[None, :] - cols // 2),
     )
-    tail = np.cumsum((1.0 / (np.arange(n + 1) + 1.0) ** 2)[::-1])[::-1]
+    tail = np.cumsum((1.0 / (np.arange(n + 1) + 1.0) ** power)[::-1])[::-1]
     return tail[distance]
+
+
+def _halves_pattern(size, power, size_of):
+    pattern = np.zeros((size, size))
+    half = size // 2
+    for start, stop, sign in ((0, half, 1.0), (half, size, -1.0)):
+        if stop > start:
+            part = centered_squares(stop - start, size, power)
+            pattern[start:stop] = sign * part / size_of(part)
+    return pattern / size_of(pattern)
 
 
 def l2_pattern(size):
@@ -117,21 +128,29 @@ def l2_pattern(size):
     Each half is `centered_squares` normalised to unit L2 norm; the whole
     (size, size) pattern has unit L2 norm.
     """
-    pattern = np.zeros((size, size))
-    half = size // 2
-    for start, stop, sign in ((0, half, 1.0), (half, size, -1.0)):
-        if stop > start:
-            part = centered_squares(stop - start, size)
-            pattern[start:stop] = sign * part / np.linalg.norm(part)
-    return pattern / np.linalg.norm(pattern)
+    return _halves_pattern(size, 2, np.linalg.norm)
 
 
-def _l2_init_layout(height, width):
-    """Static layout of the L2 initialisation: a centred 5x5 grid of squares.
+def l1_pattern(size):
+    """The L1 proposal shape: +eta on the top half, -eta on the bottom half.
+
+    Each half is `centered_squares` with power 4 (weights 1 / (k + 1)^4,
+    more peaked than L2's), normalised to unit L1 norm; the whole (size,
+    size) pattern has unit L1 norm (the reference's `eta` for 'L1').
+    """
+    return _halves_pattern(size, 4, lambda part: np.abs(part).sum())
+
+
+PATTERNS = {"l2": l2_pattern, "l1": l1_pattern}
+
+
+def _grid_init_layout(height, width, norm="l2"):
+    """Static layout of the L2 / L1 initialisation: a centred 5x5 grid of squares.
 
     Returns (block, pattern, pattern_t, count): `block` (height, width)
     holds each pixel's square index, or `count` outside the grid; `pattern`
-    and `pattern_t` hold `l2_pattern` (and its transpose) in every square.
+    and `pattern_t` hold the norm's pattern (`l2_pattern`, `l1_pattern`)
+    and its transpose in every square.
     """
     side = max(min(height, width) // 5, 1)
     rows, cols = min(5, height // side), min(5, width // side)
@@ -139,7 +158,7 @@ def _l2_init_layout(height, width):
     block = np.full((height, width), rows * cols, "int32")
     pattern = np.zeros((height, width), "float32")
     pattern_t = np.zeros((height, width), "float32")
-    unit = l2_pattern(side)
+    unit = PATTERNS[norm](side)
     for r in range(rows):
         for c in range(cols):
             window = (
@@ -198,6 +217,16 @@ class Square(Attack):
     eps_avail^2 = ||nu_{W1 u W2}||^2 + (eps^2 - ||nu||^2)_+ / c, so that
     ||nu||_2 = eps; then x' = clip(x + nu).
 
+    L1 (the reference's L1 branch, Croce et al., "Sparse-RS" / "Mind the
+    box"): the same with L1 in place of L2: x_0 = x + P(d), d the 5x5 grid
+    of +/- `l1_pattern` squares (weights 1 / (k + 1)^4, unit L1 norm) and
+    P the projection onto the L1 ball of radius eps (1 - 1e-6) and the box
+    (`norms.l1_box_projection`, the reference's `L1_projection`). A
+    proposal sets, per channel, nu to zero on W2 and, on W1, to
+    nu_temp / ||nu_temp||_1 * m with nu_temp = rho * eta + nu_W1 /
+    ||nu_W1||_1 and m = c ||nu_{W1 u W2}||_1 + (eps - ||nu||_1)_+ (the
+    reference's factor c included), then x' = x + P(nu).
+
     Queries: samples misclassified at the start are returned unchanged and
     use 0 queries; the others use 1 query for x_0 and 1 per iteration until
     they are misclassified, at most `queries` per restart (`queries + 1`
@@ -211,16 +240,18 @@ class Square(Attack):
     Differences from the reference code: window positions are uniform over
     all {0, ..., h - s} (the reference's `randint(0, h - s)` never reaches
     the last position, and caps s at h - 1); positions, signs and L2
-    transposes are drawn per sample (the reference's L2 code shares the
-    window position across the batch); the L2 init grid is exactly 5x5
-    squares of side max(h // 5, 1).
+    transposes are drawn per sample (the reference's L2 and L1 code shares
+    the window position and the transpose across the batch); the L2 and L1
+    init grid is exactly 5x5 squares of side max(h // 5, 1) (the
+    reference's loops place h // s per side, more than 5 on some small
+    images).
 
     Args:
         epsilon: radius of the ball, > 0.
         queries: query budget per sample and restart, >= 1 (AutoAttack: 5000):
             with schedule="autoattack", the number of proposals after x_0
             (the reference's `n_queries`).
-        norm: "linf" or "l2".
+        norm: "linf", "l2" or "l1".
         p_init: initial fraction of pixels changed, in (0, 1]
             (AutoAttack: 0.8).
         loss: "margin" (AutoAttack) or "ce".
@@ -242,6 +273,8 @@ class Square(Attack):
     Reference: Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a
     query-efficient black-box adversarial attack via random search", ECCV 2020.
     """
+
+    NORMS = ("linf", "l2", "l1")
 
     def __init__(
         self,
@@ -368,7 +401,7 @@ class Square(Attack):
             init_shape = (self.restarts, batch, width, channels)
             per_iteration = 3  # row, column, sign vector
         else:
-            blocks = _l2_init_layout(height, width)[3]
+            blocks = _grid_init_layout(height, width)[3]
             init_shape = (self.restarts, batch, blocks, channels + 1)
             per_iteration = 5 + channels  # 2 windows, transpose, signs
         init = keras.random.uniform(init_shape, seed=draw_seed(0))
@@ -434,8 +467,8 @@ class Square(Attack):
             x_init = self._linf_init(x, init_draws)
             propose = self._linf_proposal(x)
         else:
-            x_init = self._l2_init(x, init_draws)
-            propose = self._l2_proposal(x)
+            x_init = self._grid_init(x, init_draws)
+            propose = self._mass_proposal(x)
         x_init = ops.where(norms.per_sample(attackable, x), x_init, x)
         margin, loss = self._scores(forward(x_init), labels)
         queries = ops.cast(attackable, "int32")
@@ -496,7 +529,7 @@ class Square(Attack):
         table = np.zeros((len(distinct), side * side), "float32")
         for k, size in enumerate(distinct):
             padded = np.zeros((side, side))
-            padded[:size, :size] = l2_pattern(int(size))
+            padded[:size, :size] = PATTERNS[self.norm](int(size))
             table[k] = padded.reshape(-1)
         table = ops.convert_to_tensor(table)
         index = ops.convert_to_tensor(index.reshape(-1).astype("int32"))
@@ -550,12 +583,24 @@ class Square(Attack):
 
         return propose
 
-    # -- L2 -----------------------------------------------------------------
+    # -- L2 and L1 ---------------------------------------------------------
 
-    def _l2_init(self, x, u):
-        """A centred 5x5 grid of +/- `l2_pattern` squares, rescaled to eps."""
+    def _onto_ball(self, x, delta):
+        """x + delta brought onto the threat model: L2 rescaled to the sphere
+        and clipped; L1 projected onto the ball and the box (the reference's
+        `L1_projection` with radius eps (1 - 1e-6))."""
+        if self.norm == "l1":
+            delta = norms.l1_box_projection(
+                x, delta, self.epsilon * (1.0 - 1e-6), self.clip_min, self.clip_max
+            )
+        else:
+            delta = delta * (self.epsilon / (norms.l2_norm(delta) + norms.TINY))
+        return ops.clip(x + delta, self.clip_min, self.clip_max)
+
+    def _grid_init(self, x, u):
+        """A centred 5x5 grid of +/- pattern squares, brought onto the ball."""
         height, width = x.shape[1:3]
-        block, pattern, pattern_t, count = _l2_init_layout(height, width)
+        block, pattern, pattern_t, count = _grid_init_layout(height, width, self.norm)
         block = ops.convert_to_tensor(block.reshape(-1))
         signs = ops.pad(_sign(u[..., :-1]), ((0, 0), (0, 1), (0, 0)))
         transposed = ops.pad(
@@ -572,14 +617,39 @@ class Square(Attack):
             ops.convert_to_tensor(pattern_t)[None],
             ops.convert_to_tensor(pattern)[None],
         )
-        delta = ops.expand_dims(shape, -1) * signs
-        delta = delta * (self.epsilon / (norms.l2_norm(delta) + norms.TINY))
-        return ops.clip(x + delta, self.clip_min, self.clip_max)
+        return self._onto_ball(x, ops.expand_dims(shape, -1) * signs)
 
-    def _l2_proposal(self, x):
+    def _mass_proposal(self, x):
         """`propose(x_best, u, size, (pattern, side))`: move mass W2 -> W1."""
         height, width, channels = x.shape[1:]
         epsilon = self.epsilon
+        if self.norm == "l1":
+
+            def size_of(t, axis=None):  # L1 per channel (axis) or per sample
+                if axis is None:
+                    return ops.sum(ops.abs(t), axis=(1, 2, 3), keepdims=True)
+                return ops.sum(ops.abs(t), axis=axis, keepdims=True)
+
+            def available_mass(in_windows, size_used):
+                # The reference's L1 branch: (max(eps - ||nu||_1, 0) / c
+                # + ||nu_{W1 u W2}||_1) * c per channel; the projection
+                # after the step brings the total back within eps.
+                unused = ops.maximum(epsilon - size_used, 0.0)
+                return (size_of(in_windows, (1, 2)) + unused / channels) * channels
+
+        else:
+
+            def size_of(t, axis=None):
+                if axis is None:
+                    return norms.l2_norm(t)
+                return ops.sqrt(ops.sum(ops.square(t), axis=axis, keepdims=True))
+
+            def available_mass(in_windows, size_used):
+                unused = ops.maximum(epsilon**2 - ops.square(size_used), 0.0)
+                return ops.sqrt(
+                    ops.sum(ops.square(in_windows), axis=(1, 2), keepdims=True)
+                    + unused / channels
+                )
 
         def propose(x_best, u, size, extra):
             pattern, side = extra
@@ -598,22 +668,16 @@ class Square(Attack):
             eta = ops.expand_dims(eta, -1) * w1
             rho = _sign(u[:, 5:])[:, None, None, :]
             nu = x_best - x
-            unused = ops.maximum(epsilon**2 - ops.square(norms.l2_norm(nu)), 0.0)
             nu_w1 = nu * w1
-            norm_w1 = ops.sqrt(ops.sum(ops.square(nu_w1), axis=(1, 2), keepdims=True))
-            temp = rho * eta + nu_w1 / (norm_w1 + 1e-10)
-            norm_temp = ops.sqrt(ops.sum(ops.square(temp), axis=(1, 2), keepdims=True))
-            available = ops.sqrt(
-                ops.sum(ops.square(nu * union), axis=(1, 2), keepdims=True)
-                + unused / channels
-            )
+            temp = rho * eta + nu_w1 / (size_of(nu_w1, (1, 2)) + 1e-10)
+            available = available_mass(nu * union, size_of(nu))
             nu_new = (
-                w1 * temp / (norm_temp + norms.TINY) * available + (1.0 - union) * nu
+                w1 * temp / (size_of(temp, (1, 2)) + norms.TINY) * available
+                + (1.0 - union) * nu
             )
-            # ||nu_new|| = eps in exact arithmetic; the rescale (as the
+            # L2: ||nu_new|| = eps in exact arithmetic; the rescale (as the
             # reference) only removes rounding.
-            nu_new = nu_new * (epsilon / (norms.l2_norm(nu_new) + norms.TINY))
-            return ops.clip(x + nu_new, self.clip_min, self.clip_max)
+            return self._onto_ball(x, nu_new)
 
         return propose
 

@@ -40,7 +40,7 @@ def evaluation_attacks(name, epsilon, seed, norm="linf", version=None):
 
     Raises:
         ValueError: `version` with another attack, or an attack without a
-            form for `norm` (PGD and the L1 norm, FAB and Square in L1).
+            form for `norm` (PGD and the L1 norm).
     """
     if version is not None and name != "autoattack":
         raise ValueError(

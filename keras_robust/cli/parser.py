@@ -389,7 +389,7 @@ def _add_evaluate(subparsers, common):
 
             examples:
               keras-robust evaluate runs/demo/model.keras --dataset digits --attack autoattack
-              keras-robust evaluate runs/demo/model.keras --dataset digits --norm l1 --epsilon 2 --version fast
+              keras-robust evaluate runs/demo/model.keras --dataset digits --norm l1 --epsilon 2
               keras-robust evaluate --zoo Rebuffi2021Fixing_R18_ddpm --checkpoint Rebuffi2021Fixing_R18_ddpm.pt --dataset cifar10 --resume aa_state.json
             """
         ),
@@ -422,8 +422,8 @@ def _add_evaluate(subparsers, common):
         choices=("linf", "l2", "l1"),
         default=None,
         help="threat model (default: the --zoo leaderboard's, else a kr.models "
-        "model's training norm, else linf); l1 runs the APGD attacks only: "
-        "--attack apgd, or autoattack with --version fast or rand",
+        "model's training norm, else linf); with l1, PGD has no L1 form "
+        "(--attack pgd20 is refused)",
     )
     evaluate.add_argument(
         "--epsilon",

@@ -1,6 +1,7 @@
 """The AutoAttack protocol (Croce & Hein, 2020): a cascade of diverse attacks."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -19,8 +20,6 @@ LINE_UPS = {
 }
 ATTACK_NAMES = LINE_UPS["plus"]
 _MAX_TARGETS = 9
-# The attacks with an L1 form here (APGD's); FAB and Square have none yet.
-L1_ATTACK_NAMES = ("apgd-ce", "apgd-dlr", "apgd-t")
 # APGD-T's targets in the reference's L1 standard version.
 _MAX_L1_TARGETS = 5
 # Expectation over transformation of APGD in version="rand" (set_version).
@@ -67,12 +66,13 @@ class AutoAttack:
 
     Args:
         epsilon: radius of the threat model, > 0.
-        norm: "linf", "l2" or "l1". With "l1" only the APGD attacks run
-            (FAB and Square have no L1 form here yet; other line-ups raise):
-            version="fast" is the reference's L1 standard version without
-            FAB-T and Square: APGD-CE with the decreasing epsilon schedule
-            (3, 2, 1 times epsilon) and 5 restarts, APGD-T with that
-            schedule and 5 targets.
+        norm: "linf", "l2" or "l1". With "l1", version="standard" is the
+            reference's L1 standard version: APGD-CE with the decreasing
+            epsilon schedule (3, 2, 1 times epsilon) and 5 restarts, APGD-T
+            with that schedule and 5 targets, FAB-T and Square as above in
+            their L1 forms; "fast" its first two. "plus", "rand" and
+            "custom" keep their own settings, as the reference (which warns
+            that "plus" is not meant for L1; so does this class).
         version: "standard", "plus", "rand", "fast" or "custom".
         seed: int seed of every attack in the cascade.
         clip_min, clip_max: valid input range.
@@ -102,15 +102,12 @@ class AutoAttack:
         self.norm = validation.norm_name(norm, ("linf", "l2", "l1"))
         self.version = validation.one_of(version, "version", VERSIONS)
         self.attacks_to_run = _line_up(self.version, attacks_to_run)
-        without_l1 = [n for n in self.attacks_to_run if n not in L1_ATTACK_NAMES]
-        if self.norm == "l1" and without_l1:
-            raise ValueError(
-                f"`norm`='l1': {', '.join(without_l1)} of "
-                f"`version`={self.version!r} "
-                "have no L1 form here (FAB-L1 and Square-L1 are not implemented "
-                "yet). Run version='fast' (APGD-CE and APGD-T with the "
-                "reference's L1 settings), or version='custom' with "
-                f"attacks_to_run from {list(L1_ATTACK_NAMES)}."
+        if self.norm == "l1" and self.version == "plus":
+            warnings.warn(
+                "AutoAttack version='plus' with norm='l1': the reference's 'plus' "
+                "settings are meant for L-inf and L2 (its set_version warns the "
+                "same); version='standard' is its L1 protocol.",
+                stacklevel=2,
             )
         self.seed = validation.non_negative_integer(seed, "seed")
         self.clip_min, self.clip_max = validation.clip_range(clip_min, clip_max)

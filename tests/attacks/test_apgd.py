@@ -101,28 +101,6 @@ def test_l1_box_projection_solves_its_quadratic_program():
     assert np.sum(shrunk == 0) > np.sum(y == 0)
 
 
-def minimal_l1_distances(w, b, x):
-    """Smallest ||delta||_1 with x + delta in [0, 1] reaching w.(x + delta) + b = 0.
-
-    Greedy: the coordinates with the largest |w_j| first, each moved up to
-    its box limit (a fractional knapsack, exact for a linear score).
-    """
-    distances = []
-    for point in x:
-        score = point @ w + b
-        direction = -np.sign(score) * np.sign(w)
-        room = np.where(direction > 0, 1.0 - point, point)
-        needed, distance = abs(score), 0.0
-        for j in np.argsort(-np.abs(w)):
-            if abs(w[j]) * room[j] >= needed:
-                distance += needed / abs(w[j])
-                break
-            needed -= abs(w[j]) * room[j]
-            distance += room[j]
-        distances.append(distance)
-    return np.array(distances)
-
-
 def test_l1_standard_settings_on_a_linear_binary_model():
     """AutoAttack's L1 APGD (decreasing epsilon, 5 restarts) against the closed form.
 
@@ -131,12 +109,7 @@ def test_l1_standard_settings_on_a_linear_binary_model():
     ours 0.534; exact 0.4975. With 100 steps and 5 restarts: reference
     0.4975-0.5025, ours 0.5025-0.5075 (3 seeds).
     """
-    model, x, y, _, _ = linear_binary_problem("linf")
-    w = to_numpy(model.layers[-1].kernel)[:, 1]
-    b = float(to_numpy(model.layers[-1].bias)[1])
-    distances = minimal_l1_distances(w, b, x)
-    ranked = np.sort(distances)
-    epsilon = float(ranked[200] + ranked[201]) / 2
+    model, x, y, distances, epsilon = linear_binary_problem("l1")
     attack = kr.attacks.APGD(
         epsilon, steps=100, norm="l1", restarts=5, decreasing_epsilon=True, seed=0
     )

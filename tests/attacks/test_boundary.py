@@ -10,6 +10,7 @@ from keras_robust.attacks.boundary import hyperplane_step
 from keras_robust.attacks.boundary import margin_and_gradient
 from tests.conftest import BACKEND
 from tests.helpers import linear_classifier
+from tests.helpers import min_l1_distances
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
 
@@ -119,28 +120,39 @@ def test_a_success_test_replaces_the_sign_of_the_margin():
     np.testing.assert_allclose(x_hat, (x + closest) / 2, atol=1e-3)
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_a_matrix_of_margins_steps_onto_the_closest_linearised_boundary(norm):
+@pytest.mark.parametrize(
+    "norm, closest",
+    [("linf", 1.2 / 8), ("l2", 1.2 / np.sqrt(14)), ("l1", 0.4)],
+)
+def test_a_matrix_of_margins_steps_onto_the_closest_linearised_boundary(norm, closest):
     # Two linear margins on 6 features at x = 0.5: g_a = 1 + 0.01 s(z - x),
-    # g_b = 1.5 - s(z - x), s the feature sum. g_a is the smaller, but its
-    # boundary lies 100/6 away (L-inf), out of the box; g_b's is 0.25 away
-    # (L-inf, 1.5 / ||1||_1) or 1.5 / sqrt(6) (L2). One step lands 5% beyond
-    # it.
+    # g_b = 1.2 - c . (z - x), s the feature sum, c = (3, 1, ..., 1). g_a is
+    # the smaller, but its boundary lies 100/6 away (L-inf), 100/sqrt(6) (L2)
+    # or 100 (L1), out of the box; g_b's is 1.2 / ||c||_1 (L-inf),
+    # 1.2 / ||c||_2 (L2) or 1.2 / ||c||_inf (L1: the first feature alone).
+    # One step lands 5% beyond it.
     x = np.full((2, 6), 0.5, "float32")
+    c = keras.ops.convert_to_tensor([3.0, 1, 1, 1, 1, 1])
 
     def margins(z):
         total = keras.ops.sum(z - 0.5, axis=1)
-        return keras.ops.stack([1.0 + 0.01 * total, 1.5 - total], axis=1)
+        weighted = keras.ops.sum((z - 0.5) * c, axis=1)
+        return keras.ops.stack([1.0 + 0.01 * total, 1.2 - weighted], axis=1)
 
     x_hat, found = kr.attacks.boundary_search(
         margins, x, steps=1, norm=norm, init_radius=0.0
     )
     x_hat = to_numpy(x_hat)
     assert to_numpy(found).all()
-    closest = 0.25 if norm == "linf" else 1.5 / np.sqrt(6)
     delta = (x_hat - x).reshape(2, -1)
-    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    size = {
+        "linf": np.abs(delta).max(1),
+        "l2": np.linalg.norm(delta, axis=1),
+        "l1": np.abs(delta).sum(1),
+    }[norm]
     np.testing.assert_allclose(size, 1.05 * closest, rtol=1e-5)
+    if norm == "l1":
+        np.testing.assert_allclose(delta[:, 1:], 0.0)
 
 
 def test_linf_from_a_random_start():
@@ -227,38 +239,36 @@ def test_hyperplane_step_is_the_exact_minimal_projection():
     value = rng.normal(size=batch) * 0.5
     value[0] = 0.0  # already on the plane
     value[1] = 50.0  # out of the box's reach
-    step = to_numpy(
-        hyperplane_step(
-            points.astype("float32"),
-            w.astype("float32"),
-            value.astype("float32"),
-            "linf",
-            0.0,
-            1.0,
-        )
-    )
-    assert np.all(points + step >= -1e-6) and np.all(points + step <= 1 + 1e-6)
-    assert np.all(step[:, 4] == 0.0)
-    np.testing.assert_array_equal(step[0], 0.0)
     # Unreachable: every coordinate takes its full room towards the plane.
     full = np.where(-np.sign(w[1]) > 0, 1.0 - points[1], -points[1])
-    np.testing.assert_allclose(step[1], np.where(w[1] != 0, full, 0.0), atol=1e-6)
+
+    def step_in(norm):
+        """The step, after the checks every norm shares."""
+        step = to_numpy(
+            hyperplane_step(
+                points.astype("float32"),
+                w.astype("float32"),
+                value.astype("float32"),
+                norm,
+                0.0,
+                1.0,
+            )
+        )
+        assert np.all(points + step >= -1e-6) and np.all(points + step <= 1 + 1e-6)
+        assert np.all(step[:, 4] == 0.0)
+        np.testing.assert_array_equal(step[0], 0.0)
+        np.testing.assert_allclose(step[1], np.where(w[1] != 0, full, 0.0), atol=1e-6)
+        for i in range(2, batch):
+            np.testing.assert_allclose(w[i] @ step[i], -value[i], atol=1e-4)
+        return step
+
+    step = step_in("linf")
     for i in range(2, batch):
-        np.testing.assert_allclose(w[i] @ step[i], -value[i], atol=1e-4)
         _, radius = lp_closest_linf(points[i], w[i], value[i] - w[i] @ points[i])
         assert abs(np.abs(step[i]).max() - radius) < 1e-5
 
     # L2: the KKT solution d = clip(-lam w, lo, hi), lam found by bisection.
-    step = to_numpy(
-        hyperplane_step(
-            points.astype("float32"),
-            w.astype("float32"),
-            value.astype("float32"),
-            "l2",
-            0.0,
-            1.0,
-        )
-    )
+    step = step_in("l2")
     for i in range(2, batch):
         lo, hi = -points[i], 1.0 - points[i]
         low, high = (0.0, 1e6) if value[i] > 0 else (-1e6, 0.0)
@@ -271,6 +281,18 @@ def test_hyperplane_step_is_the_exact_minimal_projection():
                 high = lam
         expected = np.clip(-lam * w[i], lo, hi)
         np.testing.assert_allclose(step[i], expected, atol=1e-5)
+
+    # L1: the linear program min sum |d| s.t. w . d = -c, d in the box.
+    step = step_in("l1")
+    for i in range(2, batch):
+        (closest,) = min_l1_distances(points[i : i + 1], w[i], value[i : i + 1])
+        assert abs(np.abs(step[i]).sum() - closest) < 1e-5
+        # Sparse, as the L1 solution is: at most one coordinate moves by
+        # less than its room.
+        toward = -np.sign(value[i]) * np.sign(w[i])
+        room = np.where(toward > 0, 1.0 - points[i], points[i])
+        partial = (np.abs(step[i]) > 1e-6) & (np.abs(step[i]) < room - 1e-6)
+        assert partial.sum() <= 1
 
 
 def test_margin_and_gradient_is_value_and_input_gradient():
@@ -379,7 +401,7 @@ def test_boundary_search_attack_serialization():
     [
         ({"steps": 0}, ValueError, "steps"),
         ({"steps": 1.5}, TypeError, "steps"),
-        ({"norm": "l1"}, ValueError, "norm"),
+        ({"norm": "l3"}, ValueError, "norm"),
         ({"init_radius": -0.1}, ValueError, "init_radius"),
         ({"alpha_max": 1.5}, ValueError, "alpha_max"),
         ({"alpha_max": -0.1}, ValueError, "alpha_max"),

@@ -11,11 +11,13 @@ from tests.helpers import to_numpy
 
 
 def perturbation_size(delta, norm):
-    delta = delta.reshape(len(delta), -1)
-    return np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    delta = np.abs(delta.reshape(len(delta), -1))
+    if norm == "l1":
+        return delta.sum(1)
+    return delta.max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 @pytest.mark.parametrize("targets", [None, 1])
 def test_finds_the_minimal_perturbation_of_a_linear_model(norm, targets):
     model, x, y, margins, epsilon = linear_binary_problem(norm)
@@ -69,7 +71,7 @@ class ThirdClassLogits(keras.layers.Layer):
         )
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 def test_targeted_search_records_an_iterate_in_a_third_class(norm):
     # The reference counts an iterate as adversarial when its prediction is
     # not the true class (fab_base.py: is_adv = pred != la2), not only when
@@ -93,9 +95,10 @@ def two_boundaries_model():
     """Linear logits on 4 features at x = 0.5: f = (2, 1, 0), true class 0.
 
     g_1 = f_0 - f_1 = 1 has the smaller margin, but its gradient is tiny
-    (0.025 per feature): its boundary lies 10 away in L-inf (20 in L2),
-    beyond the box. g_2 = 2 has gradient 2.5 per feature: 0.2 away in
-    L-inf (0.4 in L2).
+    (0.025 per feature): its boundary lies 10 away in L-inf (20 in L2, 40
+    in L1), beyond the box. g_2 = 2 has gradient 2.5 per feature: 0.2 away
+    in L-inf, 0.4 in L2, 0.8 in L1 (one feature to the wall, 0.5, then 0.3
+    of another).
     """
     inputs = keras.Input((4,))
     dense = keras.layers.Dense(3)
@@ -107,14 +110,16 @@ def two_boundaries_model():
 
 
 @pytest.mark.parametrize(
-    "norm, closest, epsilon", [("linf", 0.2, 0.3), ("l2", 0.4, 0.5)]
+    "norm, size, epsilon",
+    [("linf", 1.05 * 0.2, 0.3), ("l2", 1.05 * 0.4, 0.5), ("l1", 0.5 + 1.05 * 0.3, 1.0)],
 )
-def test_untargeted_steps_onto_the_closest_linearised_boundary(norm, closest, epsilon):
+def test_untargeted_steps_onto_the_closest_linearised_boundary(norm, size, epsilon):
     # The reference's untargeted FAB linearises every class and steps onto the
     # closest hyperplane, |g_j| / ||grad g_j||_* (fab_base.py: dist1, ind).
-    # One step then lands 5% beyond class 2's boundary, within epsilon. A
-    # step on the hard margin (class 1, the smallest g) hits the box at
-    # distance 0.5 (L-inf) or 1.0 (L2), beyond epsilon.
+    # One step then lands 5% beyond class 2's boundary (L1: the feature at
+    # the wall stays there), within epsilon. A step on the hard margin
+    # (class 1, the smallest g) hits the box at distance 0.5 (L-inf), 1.0
+    # (L2) or 2.0 (L1), beyond epsilon.
     model = two_boundaries_model()
     x = np.full((3, 4), 0.5, "float32")
     y = np.zeros(3, "int64")
@@ -122,9 +127,7 @@ def test_untargeted_steps_onto_the_closest_linearised_boundary(norm, closest, ep
     fab = kr.attacks.FAB(epsilon, steps=1, norm=norm, seed=0)
     x_adv = to_numpy(fab(model, x, y))
     np.testing.assert_array_equal(to_numpy(model(x_adv)).argmax(1), 2)
-    np.testing.assert_allclose(
-        perturbation_size(x_adv - x, norm), 1.05 * closest, rtol=1e-4
-    )
+    np.testing.assert_allclose(perturbation_size(x_adv - x, norm), size, rtol=1e-4)
 
 
 @pytest.mark.parametrize("targets", [None, 2])

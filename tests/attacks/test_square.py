@@ -7,6 +7,7 @@ import pytest
 import keras_robust as kr
 from keras_robust.attacks.base import as_forward
 from keras_robust.attacks.square import _changing_signs
+from keras_robust.attacks.square import l1_pattern
 from keras_robust.attacks.square import l2_pattern
 from keras_robust.attacks.square import p_schedule
 from keras_robust.attacks.square import window_sizes
@@ -157,6 +158,7 @@ def test_window_sizes_on_cifar_shaped_images():
     # L2: at least 3 and odd.
     sizes = window_sizes(5000, 0.8, 32, 32, norm="l2")
     assert [int(sizes[i]) for i in firsts] == [29, 21, 15, 11, 7, 5, 5, 3, 3, 3]
+    np.testing.assert_array_equal(window_sizes(5000, 0.8, 32, 32, norm="l1"), sizes)
     assert window_sizes(100, 1.0, 8, 8).max() == 8  # never above the image
     assert len(window_sizes(1, 0.8, 8, 8)) == 0
 
@@ -169,6 +171,40 @@ def test_l2_pattern_has_opposite_halves_and_unit_norm():
     # symmetric left-right.
     assert pattern[1, 2] == pattern[:2].max() and pattern[3, 2] == pattern.min()
     np.testing.assert_allclose(pattern, pattern[:, ::-1])
+
+
+def nested_rectangles(rows, cols, power):
+    """The reference's `eta_rectangles` loop: rectangles of side 2k + 1 around
+    (rows // 2, cols // 2), cut to the window, each adding 1 / (k + 1)^power."""
+    delta = np.zeros((rows, cols))
+    top, left = rows // 2, cols // 2
+    for k in range(max(rows // 2 + 1, cols // 2 + 1)):
+        delta[
+            max(top - k, 0) : min(top - k + 2 * k + 1, rows),
+            max(left - k, 0) : min(left - k + 2 * k + 1, cols),
+        ] += 1.0 / (k + 1) ** power
+    return delta
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 7])
+def test_patterns_are_the_references_nested_rectangles(size):
+    # The reference's `eta`: +rectangles on the top half, -rectangles on the
+    # bottom, each half normalised (L2: 1 / (k + 1)^2 and L2 norms; L1:
+    # 1 / (k + 1)^4 and L1 norms), then the whole.
+    for pattern, power, size_of in (
+        (l2_pattern, 2, np.linalg.norm),
+        (l1_pattern, 4, lambda a: np.abs(a).sum()),
+    ):
+        expected = np.zeros((size, size))
+        half = size // 2
+        if half:
+            top = nested_rectangles(half, size, power)
+            expected[:half] = top / size_of(top)
+        bottom = nested_rectangles(size - half, size, power)
+        expected[half:] = -bottom / size_of(bottom)
+        expected /= size_of(expected)
+        np.testing.assert_allclose(pattern(size), expected, rtol=1e-12)
+        assert size_of(pattern(size)) == pytest.approx(1.0)
 
 
 def test_sign_vectors_are_uniform_among_those_that_change_the_window():
@@ -188,7 +224,12 @@ def test_sign_vectors_are_uniform_among_those_that_change_the_window():
 
 @pytest.mark.parametrize(
     "norm, epsilon, schedule",
-    [("linf", 0.1, "rescaled"), ("l2", 0.5, "rescaled"), ("linf", 0.1, "autoattack")],
+    [
+        ("linf", 0.1, "rescaled"),
+        ("l2", 0.5, "rescaled"),
+        ("l1", 2.0, "rescaled"),
+        ("linf", 0.1, "autoattack"),
+    ],
 )
 def test_ball_clip_range_and_query_budget(cnn, batch, norm, epsilon, schedule):
     x, y = batch  # y: the model's own predictions, so every point is attacked
@@ -201,7 +242,11 @@ def test_ball_clip_range_and_query_budget(cnn, batch, norm, epsilon, schedule):
     x_adv, queries = to_numpy(x_adv), to_numpy(queries)
 
     delta = (x_adv - x).reshape(len(x), -1)
-    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    size = {
+        "linf": np.abs(delta).max(1),
+        "l2": np.linalg.norm(delta, axis=1),
+        "l1": np.abs(delta).sum(1),
+    }[norm]
     assert size.max() <= epsilon + 1e-5
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     assert size[8:].mean() > 0.5 * epsilon
@@ -272,7 +317,9 @@ def test_black_box_breaks_a_gradient_masked_model(digits):
     assert square_accuracy < 0.5 * clean
 
 
-@pytest.mark.parametrize("norm, epsilon, restarts", [("linf", 0.1, 2), ("l2", 0.5, 1)])
+@pytest.mark.parametrize(
+    "norm, epsilon, restarts", [("linf", 0.1, 2), ("l2", 0.5, 1), ("l1", 2.0, 1)]
+)
 def test_same_seed_same_result_eager_and_compiled(cnn, batch, norm, epsilon, restarts):
     x, y = batch
     attack = kr.attacks.Square(epsilon, queries=30, norm=norm, restarts=restarts)
@@ -287,7 +334,7 @@ def test_same_seed_same_result_eager_and_compiled(cnn, batch, norm, epsilon, res
         called, called_queries = attack.attack_with_queries(cnn, x, y, seed=5)
         np.testing.assert_allclose(eager, to_numpy(called), atol=1e-6)
         np.testing.assert_array_equal(eager_queries, to_numpy(called_queries))
-    if norm == "l2":
+    if norm != "linf":
         return
     compiled_attack = kr.backend.compile_function(
         lambda a, b: attack(cnn, a, b, seed=5), jit_compile=False
@@ -336,7 +383,7 @@ def test_serialization_round_trip():
         ({"queries": 2.5}, TypeError, "queries"),
         ({"p_init": 0.0}, ValueError, "p_init"),
         ({"p_init": 1.5}, ValueError, "p_init"),
-        ({"norm": "l1"}, ValueError, "norm.*Square has no .l1. form"),
+        ({"norm": "l3"}, ValueError, "norm"),
         ({"loss": "dlr"}, ValueError, "loss"),
         ({"restarts": 0}, ValueError, "restarts"),
         ({"schedule": "paper"}, ValueError, "schedule"),

@@ -152,17 +152,25 @@ def test_rand_version_attacks_a_randomized_model():
     assert accuracies == sorted(accuracies, reverse=True)
 
 
-def test_l1_line_ups_are_the_references_apgd_settings():
+def test_l1_line_ups_are_the_references_settings():
     # fra31/auto-attack set_version("standard") with norm L1: apgd with
-    # use_largereps and 5 restarts, apgd-t with use_largereps and 5 targets.
-    fast = kr.evaluation.AutoAttack(12.0, norm="l1", version="fast")
-    apgd_ce, apgd_t = fast.attacks(10).values()
-    assert (apgd_ce.norm, apgd_ce.restarts, apgd_ce.decreasing_epsilon) == (
-        "l1",
-        5,
-        True,
-    )
+    # use_largereps and 5 restarts, apgd-t with use_largereps and 5 targets,
+    # fab-t with 9 targets, square with 5000 queries (AutoAttack's schedule).
+    standard = kr.evaluation.AutoAttack(12.0, norm="l1").attacks(10)
+    assert list(standard) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert {attack.norm for attack in standard.values()} == {"l1"}
+    apgd_ce, apgd_t, fab_t, square = standard.values()
+    assert (apgd_ce.restarts, apgd_ce.decreasing_epsilon) == (5, True)
     assert (apgd_t.targets, apgd_t.restarts, apgd_t.decreasing_epsilon) == (5, 1, True)
+    assert (fab_t.targets, fab_t.restarts, fab_t.steps) == (9, 1, 100)
+    assert (square.queries, square.p_init, square.schedule) == (
+        5000,
+        0.8,
+        "autoattack",
+    )
+    fast = kr.evaluation.AutoAttack(12.0, norm="l1", version="fast")
+    assert [type(a).__name__ for a in fast.attacks(10).values()] == ["APGD", "APGD"]
+    assert fast.attacks(10)["apgd-ce"].decreasing_epsilon
     assert fast.attacks(3)["apgd-t"].targets == 2
     # rand keeps its own settings (no schedule), as the reference's.
     rand = kr.evaluation.AutoAttack(12.0, norm="l1", version="rand").attacks(10)
@@ -173,21 +181,15 @@ def test_l1_line_ups_are_the_references_apgd_settings():
         12.0, norm="l1", version="custom", attacks_to_run=["apgd-dlr", "apgd-t"]
     ).attacks(10)
     assert [a.decreasing_epsilon for a in custom.values()] == [False, False]
-    # No L1 form for FAB and Square yet: refused before anything runs.
-    with pytest.raises(ValueError, match="fab-t, square of `version`='standard'"):
-        kr.evaluation.AutoAttack(12.0, norm="l1")
-    with pytest.raises(ValueError, match="`norm`='l1': square"):
-        kr.evaluation.AutoAttack(
-            12.0, norm="l1", version="custom", attacks_to_run=["apgd-ce", "square"]
-        )
+    # "plus" runs with L1, warning as the reference's set_version does.
+    with pytest.warns(UserWarning, match="version='plus' with norm='l1'"):
+        plus = kr.evaluation.AutoAttack(12.0, norm="l1", version="plus")
+    assert {attack.norm for attack in plus.attacks(10).values()} == {"l1"}
 
 
 def test_l1_evaluation_of_a_linear_binary_model():
-    from tests.attacks.test_apgd import minimal_l1_distances
-
-    model, x, y, _, _ = linear_binary_problem("linf")
-    kernel, bias = (keras.ops.convert_to_numpy(v) for v in model.layers[-1].weights)
-    distances = minimal_l1_distances(kernel[:, 1], float(bias[1]), x[:64])
+    model, x, y, distances, _ = linear_binary_problem("l1")
+    distances = distances[:64]
     epsilon = float(np.median(distances))
     report = kr.evaluation.evaluate_robustness(
         model, x[:64], y[:64], epsilon=epsilon, norm="l1", attacks="fast", verbose=0
@@ -195,7 +197,11 @@ def test_l1_evaluation_of_a_linear_binary_model():
     assert report.norm == "l1" and report.protocol == "autoattack-fast"
     exact = np.mean(distances > epsilon)
     assert exact <= report.robust_accuracy <= exact + 0.05
-    with pytest.raises(ValueError, match="`norm`='l1'"):
-        kr.evaluation.evaluate_robustness(
-            model, x[:64], y[:64], epsilon=epsilon, norm="l1", verbose=0
-        )
+    # FAB-T alone (one target: two classes) finds nearly every crossing.
+    fab_t = kr.evaluation.AutoAttack(
+        epsilon, norm="l1", version="custom", attacks_to_run=["fab-t"]
+    )
+    report = kr.evaluation.evaluate_robustness(
+        model, x[:64], y[:64], epsilon=epsilon, norm="l1", attacks=fab_t, verbose=0
+    )
+    assert exact <= report.robust_accuracy <= exact + 0.05

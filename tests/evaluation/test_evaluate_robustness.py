@@ -153,7 +153,7 @@ def test_probability_outputs_warn(test_split):
         ({"epsilon": -1.0}, "epsilon"),
         ({"attacks": "strong"}, "attacks"),
         ({"attacks": []}, "attacks"),
-        ({"norm": "l1"}, "norm"),
+        ({"norm": "l3"}, "norm"),
         # Given attacks outside the reported ball would report a wrong number.
         ({"attacks": [kr.attacks.FGSM(2 * EPSILON)]}, r"fgsm \(linf, epsilon"),
         ({"attacks": {"l2": kr.attacks.PGD(EPSILON, norm="l2")}}, "`norm`='linf'"),

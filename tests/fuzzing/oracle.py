@@ -175,10 +175,6 @@ def norm(l1=False):
     return choice(NORMS, bad=L1_NORMS + BAD_NORMS)
 
 
-def is_l1(value):
-    return value in L1_NORMS
-
-
 def seed(none=True, numpy=True):
     return integer(low=0, none=none, numpy=numpy)
 

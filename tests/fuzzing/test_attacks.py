@@ -106,6 +106,7 @@ CONSTRUCTORS = {
     "FAB": Target(
         kr.attacks.FAB,
         common(
+            l1=True,
             steps=integer(),
             targets=integer(none=True),
             restarts=integer(),
@@ -118,6 +119,7 @@ CONSTRUCTORS = {
     "Square": Target(
         kr.attacks.Square,
         common(
+            l1=True,
             queries=integer(),
             p_init=number(0.0, 1.0),
             loss=choice(("margin", "ce")),
@@ -131,6 +133,7 @@ CONSTRUCTORS = {
         kr.attacks.BoundarySearch,
         {
             **common(
+                l1=True,
                 steps=integer(),
                 temperature=number(none=True),
                 refine_steps=integer(low=0),
@@ -220,7 +223,7 @@ def test_boundary_search_call(data):
         "margin_fn": either(st.just(margin), st.sampled_from([None, "margin", 1])),
         "x": inputs.images(BATCH),
         "steps": integer(high=2),
-        "norm": norm(),
+        "norm": norm(l1=True),
         "init_radius": number(low_open=False),
         **search_args(),
         "seed": seed(),

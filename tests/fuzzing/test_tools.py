@@ -22,7 +22,6 @@ from tests.fuzzing.oracle import fixed
 from tests.fuzzing.oracle import flag
 from tests.fuzzing.oracle import fuzz
 from tests.fuzzing.oracle import integer
-from tests.fuzzing.oracle import is_l1
 from tests.fuzzing.oracle import norm
 from tests.fuzzing.oracle import number
 from tests.fuzzing.oracle import run_case
@@ -72,22 +71,12 @@ def y_left_out(kwargs, bad):
     return {"y"} if leaving_out else set()
 
 
-def l1_without_l1_attacks(kwargs, bad, version="version"):
-    """{"norm"} for L1 with a line-up lacking an L1 form ('standard', 'plus')."""
-    if bad & {"norm", version} or not is_l1(kwargs.get("norm")):
-        return set()
-    return (
-        {"norm"} if kwargs.get(version, "standard") in ("standard", "plus") else set()
-    )
-
-
 def threat_model(kwargs, bad):
     """Given attacks (all L-inf at FGSM's radius) must lie in the report's ball."""
     if bad & {"norm", "epsilon", "attacks"}:
         return set()
-    attacks = kwargs.get("attacks", "standard")
-    if isinstance(attacks, str):
-        return l1_without_l1_attacks(kwargs, bad, version="attacks")
+    if isinstance(kwargs.get("attacks", "standard"), str):
+        return set()
     norm = validation.norm_name(kwargs.get("norm", "linf"), ("linf", "l2", "l1"))
     return {"attacks"} if norm != "linf" or kwargs["epsilon"] < FGSM.epsilon else set()
 
@@ -372,9 +361,7 @@ CONSTRUCTORS = {
             "seed": seed(none=False),
             **clip_args(),
         },
-        lambda kwargs, bad: (
-            clip_order(kwargs, bad) | l1_without_l1_attacks(kwargs, bad)
-        ),
+        clip_order,
         result=lambda attack, kwargs: len(attack.attacks(10)) in (2, 4, 6),
     ),
     "LangevinSampler": Target(
