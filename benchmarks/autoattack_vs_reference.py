@@ -22,12 +22,13 @@ points every earlier one missed (torchattacks' MultiAttack, timed per
 stage here).
 
 With `--fra31 PATH` (a checkout of github.com/fra31/auto-attack, the
-authors' own code) the reference is instead that package's
+authors' own code) a second reference runs too: that package's
 `AutoAttack(norm, eps, version="standard", seed=0, device="cpu")
 .run_standard_evaluation` on the same model, one batch, its per-stage
 accuracies and times read from its log. torchattacks has no L1 APGD or
-Square, so `--norms l1` needs `--fra31`: the L1 rows attack the L2-trained
-weights (our PGD training has no L1 form) at L1 epsilon 2.0.
+Square, so `--norms l1` needs `--fra31` (and compares with it alone): the
+L1 rows attack the L2-trained weights (our PGD training has no L1 form) at
+L1 epsilon 2.0.
 
 The table gives, per stage, the robust accuracy of each and the wall time
 (seconds) of each stage. torchattacks installs apart, without its pinned
@@ -54,6 +55,7 @@ TRAINING_NORM = {"linf": "linf", "l2": "l2", "l1": "l2"}
 STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
 REFERENCES = ("torchattacks", "fra31")
 FRA31_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+TORCHATTACKS_NORMS = ("linf", "l2")
 
 
 def train(method, norm, path):
@@ -231,10 +233,10 @@ def attack(path, norm, examples, with_reference, fra31):
     net.load_weights(path)
     result = {"backend": keras.backend.backend()}
     result["cold"], result["warm"] = ours(x, y, net, norm)
+    if with_reference and norm in TORCHATTACKS_NORMS:
+        result["torchattacks"] = reference(x, y, net, norm)
     if with_reference and fra31:
         result["fra31"] = fra31_reference(x, y, net, norm, fra31)
-    elif with_reference:
-        result["torchattacks"] = reference(x, y, net, norm)
     return result
 
 
@@ -255,14 +257,13 @@ def print_table(method, norm, results, examples):
         f"{method}, {norm} epsilon {EPSILON[norm]}, {examples} digits: "
         "robust accuracy after each stage (seconds of the stage)"
     )
-    columns = []
+    columns, references = [], []
     for result in results:
         columns.append((f"{result['backend']} cold", result["cold"]))
         columns.append((f"{result['backend']} warm", result["warm"]))
-        for name in REFERENCES:
-            if name in result:
-                reference_name, reference_column = name, result[name]
-    columns.append((reference_name, reference_column))
+        references += [(name, result[name]) for name in REFERENCES if name in result]
+    ours_count = len(columns)
+    columns += references
     print(f"{'stage':8s} " + " ".join(f"{label:>24s}" for label, _ in columns))
     for stage in STAGES:
         cells = []
@@ -273,16 +274,18 @@ def print_table(method, norm, results, examples):
         print(f"{stage:8s} " + " ".join(cells))
     totals = [sum(run["seconds"].values()) for _, run in columns]
     print(f"{'total s':8s} " + " ".join(f"{t:24.1f}" for t in totals))
-    reference_final = reference_column["accuracy"]["square"]
-    for label, run in columns[:-1]:
-        worst = max(
-            abs(run["accuracy"][s] - reference_column["accuracy"][s]) for s in STAGES
-        )
-        print(
-            f"{label}: final {run['accuracy']['square'] - reference_final:+.4f} "
-            f"against {reference_name}, largest stage difference {worst:.4f}, "
-            f"time {sum(run['seconds'].values()) / totals[-1]:.2f}x"
-        )
+    for reference_name, reference_run in references:
+        reference_final = reference_run["accuracy"]["square"]
+        reference_total = sum(reference_run["seconds"].values())
+        for label, run in columns[:ours_count]:
+            worst = max(
+                abs(run["accuracy"][s] - reference_run["accuracy"][s]) for s in STAGES
+            )
+            print(
+                f"{label}: final {run['accuracy']['square'] - reference_final:+.4f} "
+                f"against {reference_name}, largest stage difference {worst:.4f}, "
+                f"time {sum(run['seconds'].values()) / reference_total:.2f}x"
+            )
 
 
 def main():
@@ -297,7 +300,7 @@ def main():
     parser.add_argument(
         "--fra31",
         default="",
-        help="a checkout of fra31/auto-attack: the reference is then its AutoAttack",
+        help="a checkout of fra31/auto-attack: its AutoAttack runs as a second reference",
     )
     args = parser.parse_args()
     if args.worker is not None:
