@@ -93,17 +93,22 @@ class Attack:
         return compiled(x, y)
 
     def _compiled_call(self, model, forward, seed, draw_seed):
-        """A compiled call for (model, seed) from the second call on, else None.
+        """A compiled call for (model, seed), or None for an eager first call.
 
-        A one-off call runs directly: compiling it would cost more than it
-        saves (except on a model with seed generators, compiled at once). Repeated calls (attacking batch after batch) reuse one
-        compiled function, several times faster than running op by op.
+        A one-off call runs directly where compiling it would cost more than
+        it saves (TensorFlow); on JAX (`backend.compiles_first_attack_call()`)
+        and for a model with seed generators the first call is compiled.
+        Repeated calls (attacking batch after batch) reuse one compiled
+        function, several times faster than running op by op.
         """
         per_model = self._calls_on(model)
         seed_key = self._seed_key(seed)
         # A randomized model is compiled from the first call: on JAX its
         # random state threads through the attack's loops only there.
-        if seed_key not in per_model and not random_state.random_state_variables(model):
+        compile_now = backend.compiles_first_attack_call() or (
+            random_state.random_state_variables(model)
+        )
+        if seed_key not in per_model and not compile_now:
             per_model[seed_key] = None
             return None
         if per_model.get(seed_key) is None:

@@ -91,6 +91,15 @@ def use_fast_compiling_random():
     return False
 
 
+def compiles_first_attack_call():
+    """False: a one-off attack call runs eagerly.
+
+    Building its graph costs more than it saves; from the second call on,
+    one graph serves every batch.
+    """
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
 
@@ -278,6 +287,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "compiles_first_attack_call",
     "fori_loop",
     "global_rng_state",
     "input_gradient",

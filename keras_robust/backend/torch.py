@@ -120,6 +120,11 @@ def use_fast_compiling_random():
     return False
 
 
+def compiles_first_attack_call():
+    """False: attacks run eagerly on PyTorch (`compile_attack` returns None)."""
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     """`fn` itself: op-by-op PyTorch is what the torch backend runs.
 
@@ -240,6 +245,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "compiles_first_attack_call",
     "fori_loop",
     "global_rng_state",
     "input_gradient",

@@ -58,6 +58,11 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
     return keras.ops.while_loop(cond, body, loop_vars, maximum_iterations)
 
 
+def compiles_first_attack_call():
+    """False: nothing is compiled."""
+    return False
+
+
 def compile_function(fn, jit_compile=True):
     raise _unsupported("Compiling attacks")
 
@@ -82,6 +87,7 @@ __all__ = [
     "RobustTrainer",
     "compile_attack",
     "compile_function",
+    "compiles_first_attack_call",
     "fori_loop",
     "global_rng_state",
     "input_gradient",

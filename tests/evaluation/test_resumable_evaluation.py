@@ -178,4 +178,6 @@ def test_an_attack_told_to_expect_repeated_calls_compiles_its_next_one(small_run
     for attack in (primed, fresh):
         attack(classifier, x[:8], y[:8])
     assert all(f is not None for f in primed._compiled_calls[classifier].values())
-    assert all(f is None for f in fresh._compiled_calls[classifier].values())
+    # On JAX every first call is compiled (backend.compiles_first_attack_call()).
+    fresh_compiled = [f is not None for f in fresh._compiled_calls[classifier].values()]
+    assert fresh_compiled == [kr.backend.compiles_first_attack_call()]
