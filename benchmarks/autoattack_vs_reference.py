@@ -93,8 +93,14 @@ class _Timed:
         return getattr(self._attack, attribute)
 
     def __call__(self, *args):
+        import keras
+
         start = time.perf_counter()
-        result = self._attack(*args)
+        # JAX returns before the attack has run (asynchronous dispatch): the
+        # stage's time must include waiting for its result.
+        result = keras.tree.map_structure(
+            keras.ops.convert_to_numpy, self._attack(*args)
+        )
         self._seconds[self._name] = (
             self._seconds.get(self._name, 0.0) + time.perf_counter() - start
         )
