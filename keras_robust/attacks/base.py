@@ -40,6 +40,10 @@ class Attack:
 
     # The threat models a subclass has a form for.
     NORMS = ("linf", "l2")
+    # Whether the first eager call on a model is compiled on every backend
+    # that compiles (a long attack: Square), not only where
+    # `backend.compiles_first_attack_call()`.
+    COMPILES_FIRST_CALL = False
 
     def __init__(self, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None):
         self.epsilon = validation.positive_number(epsilon, "epsilon")
@@ -96,8 +100,9 @@ class Attack:
         """A compiled call for (model, seed), or None for an eager first call.
 
         A one-off call runs directly where compiling it would cost more than
-        it saves (TensorFlow); on JAX (`backend.compiles_first_attack_call()`)
-        and for a model with seed generators the first call is compiled.
+        it saves (TensorFlow); on JAX (`backend.compiles_first_attack_call()`),
+        for an attack with `COMPILES_FIRST_CALL` (Square) and for a model
+        with seed generators the first call is compiled.
         Repeated calls (attacking batch after batch) reuse one compiled
         function, several times faster than running op by op.
         """
@@ -105,8 +110,10 @@ class Attack:
         seed_key = self._seed_key(seed)
         # A randomized model is compiled from the first call: on JAX its
         # random state threads through the attack's loops only there.
-        compile_now = backend.compiles_first_attack_call() or (
-            random_state.random_state_variables(model)
+        compile_now = (
+            self.COMPILES_FIRST_CALL
+            or backend.compiles_first_attack_call()
+            or random_state.random_state_variables(model)
         )
         if seed_key not in per_model and not compile_now:
             per_model[seed_key] = None

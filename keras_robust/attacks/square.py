@@ -319,19 +319,12 @@ class Square(Attack):
             self.last_queries = np.asarray(ops.convert_to_numpy(queries))
         return x_adv, queries
 
-    def _compiled_call(self, model, forward, seed, draw_seed):
-        """Compiles from the FIRST eager call for (model, seed).
-
-        The base class runs a one-off call op by op; a Square run is
-        thousands of forward passes, which op by op on TensorFlow costs
-        about 20 ms of overhead each (110 s instead of 8 s for 5000 queries
-        on a digits batch). A plain callable on JAX still runs op by op
-        (its loop is compiled by `lax.while_loop` anyway).
-        """
-        compiled = super()._compiled_call(model, forward, seed, draw_seed)
-        if compiled is None:  # the first call only registered (model, seed)
-            compiled = super()._compiled_call(model, forward, seed, draw_seed)
-        return compiled
+    # Compiled from the FIRST eager call for (model, seed): a Square run is
+    # thousands of forward passes, which op by op on TensorFlow cost about
+    # 20 ms of overhead each (110 s instead of 8 s for 5000 queries on a
+    # digits batch). A plain callable on JAX still runs op by op (its loop is
+    # compiled by `lax.while_loop` anyway).
+    COMPILES_FIRST_CALL = True
 
     def perturb(self, forward, x, y, draw_seed):
         """Returns (x_adv, queries); see `attack_with_queries`."""
