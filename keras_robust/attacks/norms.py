@@ -8,6 +8,8 @@ Every projection ends with a clip to the valid input range [clip_min,
 clip_max].
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -197,9 +199,9 @@ def random_starts(x, count, kind, epsilon, norm, clip_min, clip_max, draw_seed):
                 ops.sum(ops.square(direction), axis=sample_axes, keepdims=True)
             )
         direction = direction / (length + TINY)
-        dimension = 1
-        for size in x.shape[1:]:
-            dimension *= size
+        # The coordinates of one sample (`x` is expanded: its axis 1 is the
+        # batch, which must not count, and is unknown in a relaxed trace).
+        dimension = math.prod(shape[2:])
         radius_shape = shape[:2] + (1,) * (len(shape) - 2)
         radius = epsilon * keras.random.uniform(radius_shape, seed=draw_seed(1)) ** (
             1.0 / dimension

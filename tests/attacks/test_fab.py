@@ -36,6 +36,19 @@ def test_finds_the_minimal_perturbation_of_a_linear_model(norm, targets):
     np.testing.assert_allclose(size[broken], margins[broken], rtol=0.06)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_repeated_calls_with_new_batch_sizes(norm):
+    # The second call is compiled; on TensorFlow the third, of another size,
+    # retraces with an unknown batch size, which the random starts of L2 and
+    # L1 once failed on (they counted the batch among a sample's coordinates).
+    model, x, y, _, epsilon = linear_binary_problem(norm)
+    fab = kr.attacks.FAB(epsilon, steps=3, norm=norm, restarts=2, seed=0)
+    for size in (32, 64, 16):
+        x_adv = to_numpy(fab(model, x[:size], y[:size]))
+        assert x_adv.shape == (size, 6)
+        assert perturbation_size(x_adv - x[:size], norm).max() <= epsilon + 1e-6
+
+
 def test_targeted_runs_every_target_and_stays_in_the_ball(digits):
     (x, _), _ = digits
     net = tiny_cnn()

@@ -52,6 +52,27 @@ def test_random_starts_respect_ball(cnn, batch, random_start):
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
 
 
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_uniform_start_is_uniform_in_the_ball(norm):
+    """P(||delta|| <= t epsilon) = t^d for a point uniform in a d-dim ball.
+
+    d counts the coordinates of one sample (2 here), not of the batch: with
+    the batch counted, every start sat on the sphere.
+    """
+    from scipy import stats
+
+    x = np.full((2000, 2), 0.5, "float32")  # the box never binds at 0.1
+    generator = keras.random.SeedGenerator(0)
+    starts = kr.attacks.norms.random_starts(
+        x, 1, "uniform", 0.1, norm, 0.0, 1.0, lambda _: generator
+    )
+    delta = to_numpy(starts[0]) - x
+    order = 1 if norm == "l1" else 2
+    radius = np.linalg.norm(delta, ord=order, axis=1) / 0.1
+    assert radius.max() <= 1.0 + 1e-5
+    assert stats.kstest(radius, lambda t: np.clip(t, 0, 1) ** 2).pvalue > 1e-3
+
+
 def test_custom_clip_range(cnn, batch):
     x, y = batch
     x = x * 2.0 - 1.0  # images in [-1, 1]
