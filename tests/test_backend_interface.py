@@ -58,3 +58,30 @@ def test_fast_compiling_random_is_jax_only_and_respects_the_environment(monkeypa
     monkeypatch.setattr(jax.config, "update", lambda *args: updates.append(args))
     assert kr.backend.use_fast_compiling_random() is True
     assert updates == [("jax_threefry_partitionable", False)]
+
+
+def test_which_first_attack_calls_are_compiled():
+    # Loop iterations of one call: steps x restarts x targets (x EOT).
+    attacks = {
+        "fgsm": kr.attacks.FGSM(0.1),
+        "pgd-20": kr.attacks.PGD.for_evaluation(0.1),
+        "apgd-t": kr.attacks.APGD(0.1, targets=9, eot_iter=2),
+        "fab-t": kr.attacks.FAB(0.1, targets=9, restarts=2),
+        "square": kr.attacks.Square(0.1, queries=300, restarts=2),
+        "boundary": kr.attacks.BoundarySearch(0.1, steps=20, refine_steps=3),
+    }
+    iterations = {name: attack.iterations for name, attack in attacks.items()}
+    assert iterations == {
+        "fgsm": 1,
+        "pgd-20": 20,
+        "apgd-t": 100 * 9 * 2,
+        "fab-t": 100 * 9 * 2,
+        "square": 600,
+        "boundary": 23,
+    }
+    # JAX compiles every first call; TensorFlow from 100 iterations on (op
+    # by op, dispatch dominates a long call); PyTorch runs attacks eagerly.
+    threshold = {"jax": 0, "tensorflow": 100, "torch": None}[kr.backend.BACKEND]
+    for count in (1, 20, 99, 100, 1800):
+        expected = threshold is not None and count >= threshold
+        assert kr.backend.compiles_first_attack_call(count) is expected, count

@@ -210,6 +210,10 @@ class APGD(Attack):
     def runs(self):
         return self.restarts * (self.targets or 1)
 
+    @property
+    def iterations(self):
+        return self.steps * self.runs * self.eot_iter
+
     def _objective(self, y, target):
         if target is None:
             return objectives.objective_fn(self.loss, False, y)

@@ -40,10 +40,6 @@ class Attack:
 
     # The threat models a subclass has a form for.
     NORMS = ("linf", "l2")
-    # Whether the first eager call on a model is compiled on every backend
-    # that compiles (a long attack: Square), not only where
-    # `backend.compiles_first_attack_call()`.
-    COMPILES_FIRST_CALL = False
 
     def __init__(self, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None):
         self.epsilon = validation.positive_number(epsilon, "epsilon")
@@ -99,10 +95,10 @@ class Attack:
     def _compiled_call(self, model, forward, seed, draw_seed):
         """A compiled call for (model, seed), or None for an eager first call.
 
-        A one-off call runs directly where compiling it would cost more than
-        it saves (TensorFlow); on JAX (`backend.compiles_first_attack_call()`),
-        for an attack with `COMPILES_FIRST_CALL` (Square) and for a model
-        with seed generators the first call is compiled.
+        A first call is compiled where that costs less than running it op
+        by op (`backend.compiles_first_attack_call(self.iterations)`: always
+        on JAX, for a long attack on TensorFlow), and for a model with seed
+        generators; otherwise it runs directly.
         Repeated calls (attacking batch after batch) reuse one compiled
         function, several times faster than running op by op.
         """
@@ -110,11 +106,9 @@ class Attack:
         seed_key = self._seed_key(seed)
         # A randomized model is compiled from the first call: on JAX its
         # random state threads through the attack's loops only there.
-        compile_now = (
-            self.COMPILES_FIRST_CALL
-            or backend.compiles_first_attack_call()
-            or random_state.random_state_variables(model)
-        )
+        compile_now = backend.compiles_first_attack_call(
+            self.iterations
+        ) or random_state.random_state_variables(model)
         if seed_key not in per_model and not compile_now:
             per_model[seed_key] = None
             return None
@@ -132,6 +126,15 @@ class Attack:
                 self.perturb, forward, variables, seed, draw_seed
             )
         return per_model[seed_key]
+
+    @property
+    def iterations(self):
+        """Loop iterations of one call (steps times runs), 1 for a single step.
+
+        How long a call runs op by op, which decides whether its first call
+        is compiled (`_compiled_call`).
+        """
+        return 1
 
     def expect_repeated_calls(self, model):
         """Makes the next call on `model` (with the attack's own seed) compiled.

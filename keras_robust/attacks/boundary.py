@@ -568,6 +568,10 @@ class BoundarySearch(Attack):
             else validation.positive_number(temperature, "temperature")
         )
 
+    @property
+    def iterations(self):
+        return self.steps + self.refine_steps
+
     def margin(self, logits, y):
         """The searched margin of `logits` for labels `y`, per sample."""
         return losses.soft_margin(logits, y, self.temperature)

@@ -104,6 +104,10 @@ class FAB(Attack):
     def runs(self):
         return self.restarts * (self.targets or 1)
 
+    @property
+    def iterations(self):
+        return self.steps * self.runs
+
     def perturb(self, forward, x, y, draw_seed):
         x = ops.convert_to_tensor(x, "float32")
         clean_logits = ops.stop_gradient(forward(x))

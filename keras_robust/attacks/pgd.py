@@ -84,6 +84,10 @@ class PGD(Attack):
     # The evaluation attack's number of steps (Madry et al.'s PGD-20).
     EVALUATION_STEPS = 20
 
+    @property
+    def iterations(self):
+        return self.steps * self.restarts
+
     @classmethod
     def for_evaluation(
         cls, epsilon, norm="linf", clip_min=0.0, clip_max=1.0, seed=None

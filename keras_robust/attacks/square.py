@@ -319,12 +319,12 @@ class Square(Attack):
             self.last_queries = np.asarray(ops.convert_to_numpy(queries))
         return x_adv, queries
 
-    # Compiled from the FIRST eager call for (model, seed): a Square run is
-    # thousands of forward passes, which op by op on TensorFlow cost about
+    # Thousands of forward passes: op by op on TensorFlow they cost about
     # 20 ms of overhead each (110 s instead of 8 s for 5000 queries on a
-    # digits batch). A plain callable on JAX still runs op by op (its loop is
-    # compiled by `lax.while_loop` anyway).
-    COMPILES_FIRST_CALL = True
+    # digits batch), so even a first call is compiled there.
+    @property
+    def iterations(self):
+        return self.queries * self.restarts
 
     def perturb(self, forward, x, y, draw_seed):
         """Returns (x_adv, queries); see `attack_with_queries`."""

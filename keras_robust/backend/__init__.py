@@ -31,9 +31,12 @@ Keras layers. This package supplies, per backend:
   jit_compile=False)`: an eager attack call (or Langevin chain) compiled once
   and reused (weights passed as arguments on JAX), so attacking batch after
   batch does not re-trace the loop; TensorFlow uses XLA when `jit_compile`.
-- `compiles_first_attack_call()`: whether an attack's first call on a model
-  is compiled at once (JAX, where running it eagerly compiles its loops
-  anyway) or runs eagerly, compiled from the second call on.
+- `compiles_first_attack_call(iterations)`: whether an attack's first call
+  on a model, of `iterations` loop iterations (`Attack.iterations`), is
+  compiled at once (always on JAX, where running it eagerly compiles its
+  loops anyway; from 100 iterations on TensorFlow, where a long call op by
+  op is dominated by dispatch) or runs eagerly, compiled from the second
+  call on.
 - `fori_loop(lower, upper, body, init)` / `while_loop(cond, body,
   loop_vars, maximum_iterations=None)`: `keras.ops`' loops, which on JAX
   also carry the seed-generator states of the stateless scope they run in,

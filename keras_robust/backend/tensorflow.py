@@ -91,15 +91,23 @@ def use_fast_compiling_random():
     return False
 
 
-def compiles_first_attack_call():
-    """False: a one-off attack call runs eagerly.
+# A first attack call of at least this many loop iterations is compiled.
+FIRST_CALL_COMPILE_ITERATIONS = 100
 
-    A compiled first call costs about as much as running it op by op
-    (AutoAttack's APGD-T on 450 digits: 54 s against 46 s; 9 s for a later
-    call, benchmarks/README.md, 2026-12-07); from the second call on, one
-    graph serves every batch.
+
+def compiles_first_attack_call(iterations):
+    """Whether a first call of `iterations` loop iterations is compiled.
+
+    Op by op, each TensorFlow op costs tens of microseconds of dispatch, so
+    a long call is dominated by it; building the graph costs about 1.5 s.
+    First calls on a digits SmallCNN (64 / 450 images, 2-core AMD EPYC,
+    2026-12-07, op by op against compiled): PGD-20 0.45 / 0.88 s against
+    2.0 / 2.2 s; APGD-100 2.4 / 4.0 s against 1.5 / 2.8 s; APGD-T (9
+    targets x 100 steps) 25 / 40 s against 2.5 / 7.3 s; FAB-T (9 x 100, 64
+    images) 58 s against 5.3 s. Hence compiled from 100 iterations on. From
+    the second call on, one graph serves every batch whatever the length.
     """
-    return False
+    return iterations >= FIRST_CALL_COMPILE_ITERATIONS
 
 
 def compile_function(fn, jit_compile=True):

@@ -174,10 +174,13 @@ def test_the_state_file_is_replaced_atomically(small_run, monkeypatch):
 def test_an_attack_told_to_expect_repeated_calls_compiles_its_next_one(small_run):
     _, classifier, x, y, _ = small_run
     primed, fresh = (kr.attacks.APGD(0.1, steps=2, seed=0) for _ in range(2))
+    long = kr.attacks.PGD(0.1, steps=100, seed=0)
     primed.expect_repeated_calls(classifier)
-    for attack in (primed, fresh):
+    for attack in (primed, fresh, long):
         attack(classifier, x[:8], y[:8])
     assert all(f is not None for f in primed._compiled_calls[classifier].values())
-    # On JAX every first call is compiled (backend.compiles_first_attack_call()).
-    fresh_compiled = [f is not None for f in fresh._compiled_calls[classifier].values()]
-    assert fresh_compiled == [kr.backend.compiles_first_attack_call()]
+    # A first call is compiled on JAX, and on TensorFlow from 100 iterations.
+    for attack, iterations in ((fresh, 2), (long, 100)):
+        assert attack.iterations == iterations
+        compiled = [f is not None for f in attack._compiled_calls[classifier].values()]
+        assert compiled == [kr.backend.compiles_first_attack_call(iterations)]
