@@ -7,6 +7,7 @@ import pytest
 import keras_robust as kr
 from keras_robust.attacks.base import as_forward
 from keras_robust.attacks.square import _changing_signs
+from keras_robust.attacks.square import _positions
 from keras_robust.attacks.square import l1_pattern
 from keras_robust.attacks.square import l2_pattern
 from keras_robust.attacks.square import p_schedule
@@ -21,6 +22,15 @@ class Quantize(keras.layers.Layer):
 
     def call(self, x):
         return keras.ops.stop_gradient(keras.ops.round(x * 16.0) / 16.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_robust_tests")
+class BottomRightPixel(keras.layers.Layer):
+    """Logits (10 (v - 0.4), 10 (0.4 - v)) of v = x[:, -1, -1, 0]: class 0 iff v > 0.4."""
+
+    def call(self, x):
+        v = x[:, -1, -1, 0] - 0.4
+        return keras.ops.stack([10.0 * v, -10.0 * v], axis=-1)
 
 
 # Seed of the numpy draw of the untrained cnn's weights (see `cnn`).
@@ -147,6 +157,43 @@ def test_autoattack_schedule_also_proposes_a_window_it_leaves_unchanged():
         changed, (np.arange(8)[:, None] < 3) & (np.arange(8) < 3)
     )
     np.testing.assert_allclose(proposed["rescaled"][changed], 0.4, atol=1e-6)
+
+
+@pytest.mark.parametrize("last_position", [True, False])
+def test_window_corners_are_uniform_over_the_schedules_positions(last_position):
+    # Uniforms at the centres of 840 equal cells (840 = lcm(1, ..., 8)):
+    # each allowed corner gets exactly its share. The paper's law allows {0, ..., h - s}; AutoAttack's
+    # `random_int(0, h - s)` allows {0, ..., h - s - 1}, and 0 when s = h.
+    u = (np.arange(840) + 0.5) / 840
+    u, u_reversed = (keras.ops.convert_to_tensor(v, "float32") for v in (u, u[::-1]))
+    for size in (1, 3, 7, 8):
+        rows, cols = _positions(u, u_reversed, size, 8, 8, last_position)
+        allowed = 8 - size + 1 if last_position else max(8 - size, 1)
+        for corners in (to_numpy(rows), to_numpy(cols)):
+            counts = np.bincount(corners, minlength=allowed)
+            np.testing.assert_array_equal(counts, np.full(allowed, 840 // allowed))
+
+
+def test_autoattack_windows_never_reach_the_last_row_and_column():
+    # The model reads only the bottom-right pixel of grey images. x_0's
+    # stripe puts it at 0.3 (fooled at the start) or 0.7 (correct, and no
+    # proposal that misses the pixel changes the loss). AutoAttack's windows
+    # never cover it, so the 0.7 points stay unbroken; the paper's law
+    # reaches it and breaks them all.
+    model = keras.Sequential([keras.Input((8, 8, 1)), BottomRightPixel()])
+    x = np.full((32, 8, 8, 1), 0.5, "float32")
+    y = np.zeros(32, "int64")
+    broken = {}
+    for schedule in ("autoattack", "rescaled"):
+        square = kr.attacks.Square(0.2, queries=1000, schedule=schedule, seed=1)
+        x_adv, queries = square.attack_with_queries(model, x, y)
+        x_adv, queries = to_numpy(x_adv), to_numpy(queries)
+        broken[schedule] = to_numpy(model(x_adv)).argmax(1) != y
+        if schedule == "autoattack":
+            # Fooled by x_0 (1 query) or never (all 1 + 1000 queries).
+            np.testing.assert_array_equal(queries, np.where(broken[schedule], 1, 1001))
+    assert 0 < broken["autoattack"].sum() < 32
+    assert broken["rescaled"].all()
 
 
 def test_window_sizes_on_cifar_shaped_images():
