@@ -203,8 +203,8 @@ class Square(Attack):
       queries), every L-inf sign vector is proposed, including one that
       changes nothing (its query is spent), and window corners are
       uniform over {0, ..., h - s - 1} (0 when s = h), the law of the
-      reference's `random_int(0, h - s)`: a window never covers the last
-      row or column, which keep their x_0 values. On 8x8 images that is
+      reference's `random_int(0, h - s)`: a window smaller than the image
+      never covers the last row or column, which keep their x_0 values. On 8x8 images that is
       15 of 64 pixels, and Square breaks about half as many points as with
       every position allowed (measured: benchmarks/README.md).
 
