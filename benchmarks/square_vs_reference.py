@@ -95,33 +95,23 @@ def main():
     model = channels_first(net)
     images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     labels = torch.from_numpy(y.astype("int64"))
+    # AutoAttack's Square, in the keywords both references share.
+    settings = {
+        "norm": "Linf",
+        "eps": EPSILON,
+        "n_queries": QUERIES,
+        "p_init": P_INIT,
+        "resc_schedule": False,
+    }
     references = {
-        "torchattacks": lambda seed: torchattacks.Square(
-            model,
-            norm="Linf",
-            eps=EPSILON,
-            n_queries=QUERIES,
-            p_init=P_INIT,
-            resc_schedule=False,
-            seed=seed,
-        )
+        "torchattacks": lambda seed: torchattacks.Square(model, seed=seed, **settings)
     }
     if args.fra31:
         sys.path.insert(0, os.path.abspath(args.fra31))
         from autoattack.square import SquareAttack
 
         def fra31(seed):
-            attack = SquareAttack(
-                model,
-                norm="Linf",
-                eps=EPSILON,
-                n_queries=QUERIES,
-                p_init=P_INIT,
-                seed=seed,
-                resc_schedule=False,
-                device="cpu",
-            )
-            return attack.perturb
+            return SquareAttack(model, seed=seed, device="cpu", **settings).perturb
 
         references["fra31"] = fra31
 
