@@ -20,6 +20,11 @@ Keras layers. This package supplies, per backend:
 - `weight_gradient(fn, values)`: the gradients of a scalar function with
   respect to a list of weight values (AWP's ascent step, run on values
   mapped into a `StatelessScope`, so no variable's state changes).
+- `replica_mean(values)`: the mean of a list of tensors over the replicas
+  of a `tf.distribute` strategy, from inside its replica context (AWP's
+  ascent gradient, which must be the global batch's on every replica); the
+  values themselves elsewhere (one device, or JAX's `DataParallel`, whose
+  program already runs on the global batch).
 - `weight_jvp(fn, values, tangents)`: `(fn(values), J tangents)`, the
   forward-mode derivative of `fn` along a direction in weight space (one
   pass for a whole batch of per-sample outputs: `kr.analysis.margin_speeds`).
@@ -80,6 +85,7 @@ INTERFACE = (
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "replica_mean",
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",

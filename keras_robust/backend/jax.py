@@ -341,6 +341,11 @@ class RobustTrainer(keras.Model):
         return trainable, non_trainable, values[num_model:]
 
 
+def replica_mean(values):
+    """`values` as they are: a `DataParallel` program already runs on the global batch."""
+    return list(values)
+
+
 def global_rng_state():
     """None: Keras draws from `SeedGenerator`s and NumPy here, not from a
     global generator of the backend."""
@@ -362,6 +367,7 @@ __all__ = [
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "replica_mean",
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",

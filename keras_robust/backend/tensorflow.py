@@ -64,6 +64,21 @@ def weight_jvp(fn, values, tangents):
     return output, tangent
 
 
+def replica_mean(values):
+    """The mean of each of `values` over the replicas of a `tf.distribute` strategy.
+
+    Inside a replica context with more than one replica the values are
+    all-reduced (each replica's share is a mean over its slice of the
+    global batch, so their mean is the global batch's); elsewhere they are
+    returned as they are.
+    """
+    values = list(values)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1 or not values:
+        return values
+    return list(context.all_reduce(tf.distribute.ReduceOp.MEAN, values))
+
+
 def is_tracing(x):
     del x
     return not tf.executing_eagerly()
@@ -169,7 +184,7 @@ class RobustTrainer(GuardedSteps, keras.Model):
             )
         # Under a strategy: one decision for the global batch.
         finite = _on_all_replicas(finite)
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        if _supports_no_merge_call():
             logs = tf.cond(
                 finite, lambda: step(x, y, sample_weight), self._count_skip_once
             )
@@ -194,6 +209,8 @@ class RobustTrainer(GuardedSteps, keras.Model):
         return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # A private hook of Keras' TensorFlow trainer (keras/src/backend/
+        # tensorflow/trainer.py, same signature in Keras 3.11.0 to 3.15.1).
         # Keras 3.15 builds from the first batch, reduced across replicas by
         # one `strategy.reduce` call over the whole (x, y) structure, which
         # `MultiWorkerMirroredStrategy` rejects (keras-team/keras#20585).
@@ -244,8 +261,21 @@ class RobustTrainer(GuardedSteps, keras.Model):
         return self.compute_robust_metrics(x, y, loss, logits, sample_weight)
 
 
+def _supports_no_merge_call():
+    """Whether the current strategy may update variables without `merge_call`.
+
+    Private TensorFlow API, as Keras' own optimizer and `LossScaleOptimizer`
+    use it (checked with TensorFlow 2.21 and Keras 3.11.0 to 3.15.1).
+    """
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
 def _is_multi_worker(strategy):
-    """A `MultiWorkerMirroredStrategy` over several workers (Keras' own test)."""
+    """A `MultiWorkerMirroredStrategy` over several workers.
+
+    `extended._in_multi_worker_mode()` is private TensorFlow API, Keras' own
+    test in its TensorFlow trainer (checked with Keras 3.11.0 to 3.15.1).
+    """
     return (
         isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         and strategy.extended._in_multi_worker_mode()
@@ -303,6 +333,7 @@ __all__ = [
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "replica_mean",
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",

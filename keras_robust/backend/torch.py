@@ -142,6 +142,11 @@ def compile_attack(perturb, forward, variables, seed, draw_seed, jit_compile=Fal
     return None
 
 
+def replica_mean(values):
+    """`values` as they are: Keras' PyTorch trainer has no replicas."""
+    return list(values)
+
+
 def global_rng_state():
     """torch's global RNG states (CPU, and each CUDA device), as text.
 
@@ -252,6 +257,7 @@ __all__ = [
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "replica_mean",
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",

@@ -73,6 +73,11 @@ class RobustTrainer(keras.Model):
         raise _unsupported("Adversarial training (kr.models)")
 
 
+def replica_mean(values):
+    """`values` as they are: no replicas."""
+    return list(values)
+
+
 def global_rng_state():
     """None: Keras draws from `SeedGenerator`s and NumPy here, not from a
     global generator of the backend."""
@@ -94,6 +99,7 @@ __all__ = [
     "input_gradient",
     "input_gradient_with_aux",
     "is_tracing",
+    "replica_mean",
     "resolve_jit_compile",
     "set_global_rng_state",
     "use_fast_compiling_random",

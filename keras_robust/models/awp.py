@@ -45,7 +45,10 @@ class AWP:
     in the direction of one ascent step of the method's adversarial loss,
     takes the weight gradient at the perturbed weights and updates the
     unperturbed ones (see the module docstring for the rule). Costs about
-    one more forward-backward pass per step. Compiled, on every backend.
+    one more forward-backward pass per step. Compiled, on every backend;
+    under `tf.distribute` the ascent gradient is averaged over the replicas,
+    so every replica perturbs by the global batch's direction, as one device
+    does.
 
     Args:
         gamma: relative size of the perturbation, >= 0 (reference: 5e-3
@@ -108,8 +111,10 @@ class AWP:
                     "float32",
                 )
 
-        gradients = backend.weight_gradient(
-            adversarial_loss, [values[i] for i in kernels]
+        # Under tf.distribute each replica sees its slice of the batch; the
+        # perturbation must be the global batch's on every replica.
+        gradients = backend.replica_mean(
+            backend.weight_gradient(adversarial_loss, [values[i] for i in kernels])
         )
         scale = self.gamma * ops.cast(
             ops.greater_equal(model.awp_epoch, float(self.warmup_epochs)), "float32"

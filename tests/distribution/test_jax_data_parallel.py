@@ -40,7 +40,7 @@ def reports(tmp_path_factory):
     return single_host, processes
 
 
-@pytest.mark.parametrize("case", [*METHODS, "AT_random_start"])
+@pytest.mark.parametrize("case", [*METHODS, "AT_random_start", "AT_AWP_EMA"])
 def test_data_parallel_matches_one_device(reports, case):
     single_host, _ = reports
     assert single_host["replicas"] == 2

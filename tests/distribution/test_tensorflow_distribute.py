@@ -6,7 +6,8 @@ device as the reference, and two local workers (one CPU replica each) of a
 `MultiWorkerMirroredStrategy` cluster on localhost ports. AT and TRADES use a
 deterministic attack (no random start) and a classifier without BatchNorm,
 so two replicas and one device must give the same losses, metrics and
-weights up to float32 rounding.
+weights up to float32 rounding; also with AWP (whose ascent gradient must be
+the global batch's) and the optimizer's weight EMA.
 """
 
 import pytest
@@ -36,7 +37,7 @@ def reports(tmp_path_factory):
     return mirrored, workers
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, "AT_AWP_EMA"])
 def test_mirrored_strategy_matches_one_device(reports, method):
     mirrored, _ = reports
     assert mirrored["replicas"] == 2

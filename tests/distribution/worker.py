@@ -98,8 +98,12 @@ def pgd_without_random_start():
     return kr.attacks.PGD(0.1, step_size=0.03, steps=2, loss="ce", random_start="none")
 
 
-def build(method, random_start=False):
-    """A method around a classifier without BatchNorm (per-replica statistics)."""
+def build(method, random_start=False, awp_and_ema=False):
+    """A method around a classifier without BatchNorm (per-replica statistics).
+
+    `awp_and_ema`: with adversarial weight perturbation and an optimizer
+    weight EMA (decayed by `kr.callbacks.WeightEMA`, see `callbacks`).
+    """
     keras.utils.set_random_seed(1)
     net = kr.architectures.SmallCNN(10, (8, 8, 1), filters=(4,), dense_units=16)
     kwargs = {}
@@ -108,6 +112,8 @@ def build(method, random_start=False):
             "attack": pgd_without_random_start(),
             "eval_attack": pgd_without_random_start(),
         }
+    if awp_and_ema:
+        kwargs["awp"] = kr.models.AWP(gamma=0.05)
     model = getattr(kr.models, method)(
         net,
         epsilon=0.1,
@@ -118,9 +124,15 @@ def build(method, random_start=False):
         **kwargs,
     )
     model.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"]
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9, use_ema=awp_and_ema),
+        metrics=["accuracy"],
     )
     return model
+
+
+def callbacks(model):
+    """`fit` callbacks: the EMA's decay rule where the optimizer keeps one."""
+    return [kr.callbacks.WeightEMA(0.9)] if model.optimizer.use_ema else []
 
 
 def to_numpy(variable):
@@ -162,7 +174,13 @@ def floats(logs):
 
 
 def train(model, x, y, evaluate=True):
-    history = model.fit(**batches(x, y), epochs=EPOCHS, shuffle=False, verbose=0)
+    history = model.fit(
+        **batches(x, y),
+        epochs=EPOCHS,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks(model),
+    )
     report = {
         "history": floats(history.history),
         "weights": [w.tolist() for w in numpy_weights(model)],
@@ -241,6 +259,14 @@ def run_tensorflow():
             report["nonfinite"] = nonfinite_batch(model, x, y, MODE == "mirrored")
             SECONDS["nonfinite"] = time.perf_counter() - START
     if MODE == "mirrored":
+        # AWP's ascent gradient is the global batch's on every replica; the
+        # EMA (written into the weights when fit ends) is kept per replica.
+        runs = {"single": train(build("AT", awp_and_ema=True), x, y)}
+        with STRATEGY.scope():
+            model = build("AT", awp_and_ema=True)
+        runs["distributed"] = train(model, x, y)
+        report["methods"]["AT_AWP_EMA"] = runs
+        SECONDS["AT_AWP_EMA"] = time.perf_counter() - START
         # The method's own random start (the seed state is mirrored) trains.
         with STRATEGY.scope():
             model = build("AT", random_start=True)
@@ -296,14 +322,15 @@ def run_jax():
     devices = jax.devices()
     report = {"replicas": len(devices), "methods": {}}
     distribution = keras.distribution.DataParallel(devices=devices)
-    cases = [(method, method, False) for method in METHODS]
+    cases = [(method, method, {}) for method in METHODS]
     # JAX draws the random start of the global batch, as on one device.
-    cases.append(("AT_random_start", "AT", True))
-    for name, method, random_start in cases:
-        runs = {"single": train(build(method, random_start), x, y)}
+    cases.append(("AT_random_start", "AT", {"random_start": True}))
+    cases.append(("AT_AWP_EMA", "AT", {"awp_and_ema": True}))
+    for name, method, options in cases:
+        runs = {"single": train(build(method, **options), x, y)}
         keras.distribution.set_distribution(distribution)
         try:
-            model = build(method, random_start)
+            model = build(method, **options)
             sharding = []
             record_data_sharding(model, sharding)
             runs["distributed"] = train(model, x, y)
