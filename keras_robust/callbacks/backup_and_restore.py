@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_robust import backend
+from keras_robust.callbacks import keras_internals
 from keras_robust.utils import files
 
 _STATE_FILE = "robust_state.json"
@@ -121,6 +122,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
+        # Keras' private save hook (keras/src/callbacks/backup_and_restore.py,
+        # called from on_epoch_end / on_train_batch_end, Keras 3.11.0 to
+        # 3.15.1; see callbacks/keras_internals.py).
         # Keras writes the weights, then its metadata; our state comes last
         # and names the weights file it belongs to, so a save cut short is
         # detected on restore.
@@ -129,7 +133,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         super()._save_model()
         seeds = _seed_variables(self.model)
         state = {
-            "weights_sha256": _sha256(self._weights_path),
+            "weights_sha256": _sha256(keras_internals.backup_weights_path(self)),
             "epoch": self._epoch,
             "epoch_end": self._epoch_end,
             "batch": self._batch,
@@ -151,7 +155,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._pending_history = None
         # Weights, optimizer variables and the epoch to start from.
         super().on_train_begin(logs)
-        if not os.path.exists(self._weights_path):
+        if not os.path.exists(keras_internals.backup_weights_path(self)):
             return
         state = self._matching_state()
         if state is None:
@@ -185,11 +189,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        _forget_restored_epoch(self.model)
+        keras_internals.forget_restored_epoch(self.model)
         self._prepend_history()
 
     def on_train_end(self, logs=None):
-        _forget_restored_epoch(self.model)
+        keras_internals.forget_restored_epoch(self.model)
         self._prepend_history()  # A restart after the last epoch trains none.
         super().on_train_end(logs)
 
@@ -213,7 +217,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _matching_state(self):
         """Our state saved with the weights now in place (current or backup)."""
-        digest = _sha256(self._weights_path)
+        digest = _sha256(keras_internals.backup_weights_path(self))
         for path in (self._state_path, self._state_path + ".bkp"):
             if not os.path.exists(path):
                 continue
@@ -236,21 +240,6 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         for variable, value in zip(seeds, saved):
             variable.assign(np.asarray(value, dtype=variable.dtype))
-
-
-def _forget_restored_epoch(model):
-    """Lets the epoch a restore set reach this `fit` only, not the next one.
-
-    Keras' `BackupAndRestore.on_train_begin` resumes by setting
-    `model._initial_epoch`, which the trainers read right after
-    `on_train_begin` (`self._initial_epoch or initial_epoch`, in
-    keras/src/backend/*/trainer.py, Keras 3.11 to 3.15) and never reset: any
-    later `fit` of the same model, with or without a backup, would start at
-    that epoch and silently train fewer epochs. Read by then, it is cleared
-    at the first epoch (or at the end of a `fit` that had none left).
-    """
-    if getattr(model, "_initial_epoch", None) is not None:
-        model._initial_epoch = None
 
 
 def _seed_variables(model):

@@ -22,11 +22,11 @@ swap, which exchanges the trainable variables only.
 """
 
 import contextlib
-import types
 
 import keras
 from keras import ops
 
+from keras_robust.callbacks import keras_internals
 from keras_robust.utils import validation
 
 # Set on a model while `ema_weights` has the averages swapped in.
@@ -40,16 +40,11 @@ def _optimizer_of(model):
 
 def has_ema(model):
     """Whether the model's optimizer keeps a weight EMA (`use_ema=True`)."""
-    optimizer = _optimizer_of(model)
-    return bool(getattr(optimizer, "use_ema", False)) and hasattr(
-        optimizer, "_model_variables_moving_average"
-    )
+    return keras_internals.keeps_ema(_optimizer_of(model))
 
 
 def _swap(optimizer):
-    for variable, average in zip(
-        optimizer._trainable_variables, optimizer._model_variables_moving_average
-    ):
+    for variable, average in keras_internals.ema_pairs(optimizer):
         current = ops.convert_to_numpy(variable.value)
         variable.assign(average.value)
         average.assign(current)
@@ -161,9 +156,7 @@ class WeightEMA(keras.callbacks.SwapEMAWeights):
             # The rule is read when the step is traced: set it first, and
             # drop a step compiled with another rule.
             optimizer._keras_robust_ema_rule = rule
-            optimizer._update_model_variables_moving_average = types.MethodType(
-                _update_moving_average, optimizer
-            )
+            keras_internals.set_ema_update(optimizer, _update_moving_average)
             model.train_function = None
 
     def on_train_begin(self, logs=None):
@@ -172,10 +165,7 @@ class WeightEMA(keras.callbacks.SwapEMAWeights):
             optimizer.build(self.model.trainable_variables)
         if int(ops.convert_to_numpy(optimizer.iterations)) == 0:
             # ema_0 = w_0 (Keras' averages start at zero).
-            for variable, average in zip(
-                optimizer._trainable_variables,
-                optimizer._model_variables_moving_average,
-            ):
+            for variable, average in keras_internals.ema_pairs(optimizer):
                 # A copy: JAX donates both buffers to the step.
                 average.assign(ops.convert_to_numpy(variable.value))
 
@@ -187,16 +177,16 @@ class WeightEMA(keras.callbacks.SwapEMAWeights):
         }
 
 
-def _update_moving_average(self, trainable_variables):
-    """`Optimizer._update_model_variables_moving_average` with the recipe's rule.
+def _update_moving_average(optimizer, trainable_variables):
+    """The optimizer's EMA step with the recipe's rule (`set_ema_update`).
 
     Called by every backend's optimizer inside the step, before `iterations`
     is incremented: this is update `iterations + 1`.
     """
-    decay, warmup_steps, dynamic_decay = self._keras_robust_ema_rule
-    rate = ema_decay(self.iterations + 1, decay, warmup_steps, dynamic_decay)
-    for variable, average in zip(
-        trainable_variables, self._model_variables_moving_average
+    decay, warmup_steps, dynamic_decay = optimizer._keras_robust_ema_rule
+    rate = ema_decay(optimizer.iterations + 1, decay, warmup_steps, dynamic_decay)
+    for variable, (_, average) in zip(
+        trainable_variables, keras_internals.ema_pairs(optimizer), strict=True
     ):
         if average is None:
             continue
