@@ -2,7 +2,7 @@
 
     python benchmarks/autoattack_vs_reference.py [--examples 450]
         [--methods AT TRADES] [--norms linf l2 l1] [--backends torch jax tensorflow]
-        [--fra31 PATH]
+        [--fra31 PATH] [--seeds N]
 
 For each training method and threat model, a SmallCNN 32-64-128 is trained
 once on scikit-learn's digits (15 epochs of PGD-5, step epsilon / 4, Adam
@@ -29,6 +29,13 @@ accuracies and times read from its log. torchattacks has no L1 APGD or
 Square, so `--norms l1` needs `--fra31` (and compares with it alone): the
 L1 rows attack the L2-trained weights (our PGD training has no L1 form) at
 L1 epsilon 2.0.
+
+With `--seeds N` (N > 1) ours on every backend and fra31 (`--fra31`) also
+run with seeds 1, ..., N-1 (ours: one more call each, compiled), and a
+second table gives each one's accuracy after every stage over seeds
+0, ..., N-1 (minimum, maximum): how far the random starts alone move
+each implementation, against which the differences of the first table
+read. (torchattacks draws the same torch numbers as fra31: seed 0 only.)
 
 The table gives, per stage, the robust accuracy of each and the wall time
 (seconds) of each stage. torchattacks installs apart, without its pinned
@@ -107,13 +114,13 @@ class _Timed:
         return result
 
 
-def ours(x, y, net, norm):
+def ours(x, y, net, norm, seed=0, calls=2):
     import keras_robust as kr
     from keras_robust.evaluation.autoattack import run_cascade
 
-    autoattack = kr.evaluation.AutoAttack(EPSILON[norm], norm=norm, seed=0)
+    autoattack = kr.evaluation.AutoAttack(EPSILON[norm], norm=norm, seed=seed)
     runs = []
-    for _ in ("cold", "warm"):
+    for _ in range(calls):
         seconds = {}
 
         def timed(num_classes, seconds=seconds):
@@ -145,7 +152,7 @@ def channels_first(net):
     return ChannelsFirst(net).eval()
 
 
-def fra31_reference(x, y, net, norm, checkout):
+def fra31_reference(x, y, net, norm, checkout, seed=0):
     """The authors' AutoAttack on the same model: stages and times from its log."""
     import re
 
@@ -164,7 +171,7 @@ def fra31_reference(x, y, net, norm, checkout):
             norm=FRA31_NORMS[norm],
             eps=EPSILON[norm],
             version="standard",
-            seed=0,
+            seed=seed,
             device="cpu",
             log_path=log,
         )
@@ -228,7 +235,7 @@ def reference(x, y, net, norm):
     return {"accuracy": accuracy, "seconds": seconds}
 
 
-def attack(path, norm, examples, with_reference, fra31):
+def attack(path, norm, examples, with_reference, fra31, seeds=1):
     import keras
 
     import keras_robust as kr
@@ -243,6 +250,17 @@ def attack(path, norm, examples, with_reference, fra31):
         result["torchattacks"] = reference(x, y, net, norm)
     if with_reference and fra31:
         result["fra31"] = fra31_reference(x, y, net, norm, fra31)
+    if seeds > 1:
+        # Accuracies per seed: ours (compiled by now), and fra31's.
+        spread = {"ours": [result["warm"]["accuracy"]]}
+        for seed in range(1, seeds):
+            spread["ours"].append(ours(x, y, net, norm, seed, calls=1)[0]["accuracy"])
+        if with_reference and fra31:
+            spread["fra31"] = [result["fra31"]["accuracy"]] + [
+                fra31_reference(x, y, net, norm, fra31, seed)["accuracy"]
+                for seed in range(1, seeds)
+            ]
+        result["seed_spread"] = spread
     return result
 
 
@@ -252,8 +270,10 @@ def worker(arguments):
         method, norm, path = rest
         result = train(method, norm, path)
     else:
-        path, norm, examples, with_reference, fra31 = rest
-        result = attack(path, norm, int(examples), with_reference == "1", fra31)
+        path, norm, examples, with_reference, fra31, seeds = rest
+        result = attack(
+            path, norm, int(examples), with_reference == "1", fra31, int(seeds)
+        )
     print(json.dumps(result))
 
 
@@ -292,6 +312,24 @@ def print_table(method, norm, results, examples):
                 f"against {reference_name}, largest stage difference {worst:.4f}, "
                 f"time {sum(run['seconds'].values()) / reference_total:.2f}x"
             )
+    spreads = []
+    for result in results:
+        for name, runs in result.get("seed_spread", {}).items():
+            label = result["backend"] if name == "ours" else name
+            spreads.append((label, runs))
+    if spreads:
+        print()
+        print_header(
+            f"the same, seeds 0-{len(spreads[0][1]) - 1}: robust accuracy after "
+            "each stage, lowest - highest over the seeds"
+        )
+        print(f"{'stage':8s} " + " ".join(f"{label:>16s}" for label, _ in spreads))
+        for stage in STAGES:
+            cells = []
+            for _, runs in spreads:
+                values = [run[stage] for run in runs]
+                cells.append(f"{min(values):.4f}-{max(values):.4f}".rjust(16))
+            print(f"{stage:8s} " + " ".join(cells))
 
 
 def main():
@@ -308,6 +346,12 @@ def main():
         default="",
         help="a checkout of fra31/auto-attack: its AutoAttack runs as a second reference",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="also run ours and fra31 with seeds 1..N-1 and print their spread",
+    )
     args = parser.parse_args()
     if args.worker is not None:
         worker(args.worker)
@@ -316,6 +360,8 @@ def main():
         parser.error("--backends must include torch: the reference runs there.")
     if "l1" in args.norms and not args.fra31:
         parser.error("--norms l1 needs --fra31: torchattacks has no L1 APGD or Square.")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}.")
     if args.fra31 and not os.path.isdir(os.path.join(args.fra31, "autoattack")):
         parser.error(f"--fra31 {args.fra31!r} is not a fra31/auto-attack checkout.")
     script = os.path.abspath(__file__)
@@ -345,6 +391,7 @@ def main():
                             str(args.examples),
                             "1" if backend == "torch" else "0",
                             os.path.abspath(args.fra31) if args.fra31 else "",
+                            str(args.seeds),
                         ],
                         error_chars=2000,
                     )
