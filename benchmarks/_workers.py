@@ -12,14 +12,16 @@ import sys
 import time
 
 
-def run_worker(script, backend, arguments, error_chars=300):
+def run_worker(script, backend, arguments, error_chars=300, python=None):
     """(result dict, None) from `script --worker ...` on `backend`, or (None, error).
 
     The error is the last `error_chars` characters of the worker's stderr.
+    `python` is the interpreter (default: this one; gpu_check.sh gives each
+    framework its own environment).
     """
     environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
-        [sys.executable, script, "--worker", *arguments],
+        [python or sys.executable, script, "--worker", *arguments],
         env=environment,
         capture_output=True,
         text=True,

@@ -60,9 +60,12 @@ MODELS = {
     # name: (batch, steps per epoch, timed epochs), for --device cpu
     "small_cnn": (128, 4, 3),
     "preact_resnet18": (32, 2, 2),
+    # 46M parameters: on CPU only with --models wrn34_10 (gpu_check.sh's CPU path).
+    "wrn34_10": (4, 1, 1),
 }
+DEFAULT_MODELS = ("small_cnn", "preact_resnet18")
 # --device gpu: batches per model; steps per epoch come from a probe epoch.
-GPU_BATCHES = {"small_cnn": (128, 512), "preact_resnet18": (128,)}
+GPU_BATCHES = {"small_cnn": (128, 512), "preact_resnet18": (128,), "wrn34_10": (128,)}
 GPU_TIMED_EPOCHS = 3
 GPU_DISTINCT_BATCHES = 8
 GPU_PROBE_STEPS = 10
@@ -154,7 +157,31 @@ def _torch_models():
             out = torch.relu(self.bn(self.blocks(self.stem(x))))
             return self.linear(out.mean(dim=(2, 3)))
 
-    return {"small_cnn": SmallCNN, "preact_resnet18": PreActResNet18}
+    def wide_resnet_34_10():
+        """RobustBench's WideResNet class (the one kr.architectures.WideResNet
+        is tested against in tests/architectures), loaded by path:
+        robustbench's __init__ imports timm, which `--no-deps` leaves out."""
+        import importlib.util
+        import pathlib
+
+        spec = importlib.util.find_spec("robustbench")
+        if spec is None:
+            raise SystemExit(
+                "wrn34_10 needs robustbench's architecture files: "
+                "pip install --no-deps robustbench==1.1.1"
+            )
+        path = pathlib.Path(spec.submodule_search_locations[0])
+        path = path / "model_zoo" / "architectures" / "wide_resnet.py"
+        module_spec = importlib.util.spec_from_file_location("rb_wide_resnet", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.WideResNet(depth=34, widen_factor=10)
+
+    return {
+        "small_cnn": SmallCNN,
+        "preact_resnet18": PreActResNet18,
+        "wrn34_10": wide_resnet_34_10,
+    }
 
 
 def _torch_worker(args):
@@ -363,6 +390,8 @@ def _keras_worker(args):
     def build():
         if args.model == "small_cnn":
             return kr.architectures.SmallCNN(10, (32, 32, 3))
+        if args.model == "wrn34_10":
+            return kr.architectures.WideResNet34_10(input_shape=(32, 32, 3))
         return kr.architectures.PreActResNet18(10, (32, 32, 3))
 
     results = {"steps": {}, "first_epoch_s": {}, "peak_bytes": {}, "xla": {}}
@@ -430,7 +459,7 @@ def _run(framework, model_name, batch, methods, args):
 
 def _measure(framework, model_name, batch, args):
     """One framework's results for all methods, or (None, error)."""
-    if args.device == "cpu" or framework == "pytorch":
+    if args.device == "cpu" or framework == "pytorch" or args.one_process:
         return _run(framework, model_name, batch, METHODS, args)
     # GPU, Keras: one process per method, so that each peak memory is its own.
     merged = {}
@@ -449,7 +478,9 @@ def _measure(framework, model_name, batch, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS
+    )
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument(
         "--batch",
@@ -469,6 +500,12 @@ def main():
         "--xla-memory",
         action="store_true",
         help="gpu, JAX: also XLA's memory analysis of train_step (one more compile)",
+    )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="gpu: all of a framework's methods in one process (faster; the "
+        "peak memory is then the largest of the three)",
     )
     parser.add_argument("--json", help="also write the raw results to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
