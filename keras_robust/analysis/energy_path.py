@@ -20,8 +20,8 @@ import json
 import numpy as np
 
 from keras_robust import attacks as attack_lib
-from keras_robust.energy.energies import joint_energy
-from keras_robust.energy.energies import marginal_energy
+from keras_robust.losses.energies import joint_energy
+from keras_robust.losses.energies import marginal_energy
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import validation
 from keras_robust.utils.labels import random_wrong_labels

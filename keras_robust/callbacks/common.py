@@ -45,7 +45,7 @@ def default_attack(model, epsilon, owner):
 
 def held_out_energies(classifier, attack, data, y=None, batch_size=256):
     """Mean marginal energies (E(x), E(x*)) over held-out data."""
-    from keras_robust.energy.energies import marginal_energy
+    from keras_robust.losses.energies import marginal_energy
 
     natural, adversarial = [], []
     for x_batch, y_batch in iterate_batches(data, y, batch_size):

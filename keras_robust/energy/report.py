@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from keras_robust.attacks.base import Attack
-from keras_robust.energy.energies import joint_energy
-from keras_robust.energy.energies import marginal_energy
+from keras_robust.losses.energies import joint_energy
+from keras_robust.losses.energies import marginal_energy
 from keras_robust.utils import validation
 from keras_robust.utils.data import classifier_of
 from keras_robust.utils.data import integer_labels

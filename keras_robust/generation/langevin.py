@@ -5,8 +5,8 @@ import numpy as np
 from keras import ops
 
 from keras_robust import backend
-from keras_robust.energy import energies
 from keras_robust.generation import initializers as initializers_lib
+from keras_robust.losses import energies
 from keras_robust.utils import data as data_lib
 from keras_robust.utils import validation
 

@@ -2,8 +2,8 @@
 
 from keras import ops
 
-from keras_robust import energy as energy_lib
 from keras_robust.losses import common
+from keras_robust.losses.energies import marginal_energy
 from keras_robust.losses.floored_kl import FLOOR
 from keras_robust.losses.floored_kl import floored_kl_divergence
 
@@ -73,9 +73,7 @@ def weat_loss(
     )
     common.check_labels(y_true, logits_natural)
     beta = common.checked_number(beta, "beta", allow_zero=True)
-    weights = ops.stop_gradient(
-        weat_weights(energy_lib.marginal_energy(logits_natural))
-    )
+    weights = ops.stop_gradient(weat_weights(marginal_energy(logits_natural)))
     if normalize_weights:
         weights = weights / ops.mean(weights)
     classified = logits_adversarial if variant == "adv" else logits_natural
