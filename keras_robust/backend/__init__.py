@@ -72,7 +72,7 @@ import keras
 BACKEND = keras.backend.backend()
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
-# The names every backend module defines (tests/test_backend_interface.py
+# The names every backend module defines (tests/backend/test_interface.py
 # checks that each module has exactly these, as Keras' own backend modules
 # share one set of names).
 INTERFACE = (

@@ -15,9 +15,9 @@ import keras_robust as kr
 from tests.helpers import FIT_JIT_COMPILE
 from tests.helpers import linear_classifier
 from tests.models.test_train_step import numeric_gradient
-from tests.test_losses import np_ce
-from tests.test_losses import np_kl
-from tests.test_losses import np_softmax
+from tests.oracles import np_ce
+from tests.oracles import np_kl
+from tests.oracles import np_softmax
 
 EPSILON, STEP, STEPS, LEARNING_RATE, BETA, GAMMA = 0.1, 0.04, 3, 0.5, 6.0, 0.2
 

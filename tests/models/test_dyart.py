@@ -11,7 +11,7 @@ from tests.digits_training import train_on_digits
 from tests.helpers import linear_classifier
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
-from tests.test_losses import np_ce
+from tests.oracles import np_ce
 
 DIM = 6
 

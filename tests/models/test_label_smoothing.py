@@ -13,7 +13,7 @@ import pytest
 
 import keras_robust as kr
 from tests.helpers import linear_classifier
-from tests.test_losses import np_softmax
+from tests.oracles import np_softmax
 
 S = 0.1
 

@@ -14,8 +14,8 @@ from tests.helpers import linear_classifier
 from tests.helpers import tiny_cnn
 from tests.helpers import to_numpy
 from tests.models.test_train_step import numeric_gradient
-from tests.test_losses import np_softmax
-from tests.test_score_loss import np_score
+from tests.oracles import np_score
+from tests.oracles import np_softmax
 
 EPSILON = 0.2
 

@@ -12,12 +12,12 @@ import pytest
 import keras_robust as kr
 from tests.helpers import linear_classifier
 from tests.helpers import to_numpy
-from tests.test_losses import np_ce
-from tests.test_losses import np_kl
-from tests.test_losses import np_mart
-from tests.test_losses import np_softmax
-from tests.test_losses import np_trades
-from tests.test_weat_loss import np_weights
+from tests.oracles import np_ce
+from tests.oracles import np_kl
+from tests.oracles import np_mart
+from tests.oracles import np_softmax
+from tests.oracles import np_trades
+from tests.oracles import np_weat_weights
 
 EPSILON, STEP, STEPS, LEARNING_RATE, BETA = 0.1, 0.04, 3, 0.5, 6.0
 
@@ -89,7 +89,7 @@ def test_one_step_matches_hand_computed_update(method, weighted):
     sample_weight = rng.uniform(0.5, 1.5, size=8) if weighted else None
 
     x_adv = np_pgd_ce(weights, bias, x.astype("float64"), y)
-    frozen = np_weights(x @ weights + bias)
+    frozen = np_weat_weights(x @ weights + bias)
     objective = objectives(sample_weight, frozen)[method]
     parameters = [weights.copy(), bias.copy()]
 

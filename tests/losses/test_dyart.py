@@ -8,7 +8,7 @@ import keras_robust as kr
 from keras_robust.attacks.boundary import margin_and_gradient
 from tests.helpers import linear_classifier
 from tests.helpers import to_numpy
-from tests.test_losses import np_ce
+from tests.oracles import np_ce
 
 RNG = np.random.default_rng(11)
 

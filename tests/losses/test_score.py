@@ -8,52 +8,14 @@ from keras import ops
 
 import keras_robust as kr
 from tests.helpers import to_numpy
-from tests.test_losses import np_softmax
+from tests.oracles import np_distance
+from tests.oracles import np_score
+from tests.oracles import np_softmax
 
 RNG = np.random.default_rng(11)
 B, K = 16, 7
 LP_DISTANCES = ["l1", "l2", "l4", "linf", 1.5]
 DISTANCES = list(kr.losses.SCORE_DISTANCES) + LP_DISTANCES
-
-
-def np_distance(p, q, distance):
-    """The reference's `distance_func(q, p)`: p natural, q adversarial."""
-    m = (p + q) / 2
-    kl = (p * np.log(p / q)).sum(-1)
-    js = 0.5 * ((p * np.log(p / m)).sum(-1) + (q * np.log(q / m)).sum(-1))
-    named = {
-        "se": ((p - q) ** 2).sum(-1),
-        "js": js,
-        "sqrt_js": np.sqrt(js),
-        "l1_squared": np.abs(p - q).sum(-1) ** 2,
-        "kl": kl,
-        "sqrt_kl": np.sqrt(kl),
-        "reverse_sqrt_kl": np.sqrt((q * np.log(q / p)).sum(-1)),
-    }
-    if distance in named:
-        return named[distance]
-    order = (
-        (float(distance[1:]) if distance != "linf" else np.inf)
-        if isinstance(distance, str)
-        else float(distance)
-    )
-    return np.linalg.norm(p - q, ord=order, axis=-1)
-
-
-def np_score(
-    y, zn, za, beta=3.0, distance="se", clip_value=0.0, label_smoothing=0.0, w=None
-):
-    """`trades_loss_LSE` of the reference, with the distance of `distance_func`."""
-    classes = zn.shape[-1]
-    one_hot = np.eye(classes)[y]
-    target = (1 - classes * label_smoothing / (classes - 1)) * one_hot + (
-        label_smoothing / (classes - 1)
-    )
-    pn, pa = np_softmax(zn.astype("float64")), np_softmax(za.astype("float64"))
-    natural = ((pn - target) ** 2).sum(-1)
-    robust = np.maximum(np_distance(pn, pa, distance) - clip_value, 0.0)
-    per_sample = natural + beta * robust
-    return per_sample.mean() if w is None else (w * per_sample).sum() / len(y)
 
 
 @pytest.fixture

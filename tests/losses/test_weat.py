@@ -6,23 +6,9 @@ from scipy.special import logsumexp
 
 import keras_robust as kr
 from tests.helpers import to_numpy
-from tests.test_losses import np_ce
-from tests.test_losses import np_kl
+from tests.oracles import np_weat
 
 RNG = np.random.default_rng(5)
-
-
-def np_weights(logits):
-    energy = -logsumexp(logits, axis=-1)
-    return 1.0 / np.log(1.0 + np.exp(np.abs(energy)))
-
-
-def np_weat(y, zn, za, beta, variant, normalize=False):
-    weights = np_weights(zn)
-    if normalize:
-        weights = weights / weights.mean()
-    ce = np_ce(y, za) if variant == "adv" else np_ce(y, zn)
-    return np.mean(weights * (ce + beta * np_kl(zn, za)))
 
 
 def test_weight_values():

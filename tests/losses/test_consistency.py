@@ -10,8 +10,8 @@ import pytest
 
 import keras_robust as kr
 from tests.helpers import linear_classifier
-from tests.test_losses import np_softmax
-from tests.test_losses import np_trades
+from tests.oracles import np_softmax
+from tests.oracles import np_trades
 
 
 def np_js(z1, z2, temperature):

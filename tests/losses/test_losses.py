@@ -5,48 +5,13 @@ import pytest
 
 import keras_robust as kr
 from tests.helpers import to_numpy
+from tests.oracles import np_ce
+from tests.oracles import np_kl
+from tests.oracles import np_mart
+from tests.oracles import np_trades
 
 RNG = np.random.default_rng(0)
 B, K = 16, 7
-
-
-def np_log_softmax(z):
-    z = z - z.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
-def np_softmax(z):
-    return np.exp(np_log_softmax(z))
-
-
-def np_ce(y, z):
-    return -np_log_softmax(z)[np.arange(len(y)), y]
-
-
-def np_kl(zp, zq):
-    p = np_softmax(zp)
-    return (p * (np_log_softmax(zp) - np_log_softmax(zq))).sum(-1)
-
-
-def np_trades(y, zn, za, beta):
-    # loss_natural = F.cross_entropy(logits, y)
-    # loss_robust = (1/B) * KLDivLoss(sum)(log_softmax(model(x_adv)), softmax(model(x)))
-    return np_ce(y, zn).mean() + beta * np_kl(zn, za).sum() / len(y)
-
-
-def np_mart(y, zn, za, beta):
-    adv_probs = np_softmax(za)
-    tmp1 = np.argsort(adv_probs, axis=1)[:, -2:]
-    new_y = np.where(tmp1[:, -1] == y, tmp1[:, -2], tmp1[:, -1])
-    loss_adv = (
-        np_ce(y, za).mean()
-        - np.log(1.0001 - adv_probs[np.arange(len(y)), new_y] + 1e-12).mean()
-    )
-    nat_probs = np_softmax(zn)
-    true_probs = nat_probs[np.arange(len(y)), y]
-    kl = (nat_probs * (np.log(nat_probs) - np.log(adv_probs + 1e-12))).sum(1)
-    loss_robust = (kl * (1.0000001 - true_probs)).sum() / len(y)
-    return loss_adv + beta * loss_robust
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from scipy.special import logsumexp
 
 import keras_robust as kr
 from tests.helpers import to_numpy
-from tests.test_losses import np_kl
+from tests.oracles import np_kl
 
 RNG = np.random.default_rng(1)
 
